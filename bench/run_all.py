@@ -1,0 +1,46 @@
+"""Run every benchmark in bench/ (bench_*.py), then collect bench/out/*.json into results.json/.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common import OUT_DIR, machine  # noqa: E402
+
+
+def main() -> int:
+    only = sys.argv[1:]
+    scripts = sorted(HERE.glob("bench_*.py"))
+    if only:
+        scripts = [s for s in scripts if any(o in s.stem for o in only)]
+    failures = []
+    for script in scripts:
+        print(f"== {script.name}", flush=True)
+        start = time.time()
+        rc = subprocess.call([sys.executable, str(script)], cwd=HERE.parent)
+        print(f"== {script.name}: exit {rc} in {time.time() - start:.0f}s", flush=True)
+        if rc:
+            failures.append(script.name)
+    results = [json.loads(p.read_text()) for p in sorted(OUT_DIR.glob("*.json"))]
+    (HERE / "results.json").write_text(json.dumps({"machine": machine(), "benchmarks": results}, indent=2))
+    lines = ["# Benchmark results", "", f"Machine: {machine()}", "",
+             "| benchmark | metric | ours | peer | peer value | ratio | target |", "|---|---|---|---|---|---|---|"]
+    for res in results:
+        for r in res["rows"]:
+            lines.append(f"| {res['name']} | {r['metric']} {r.get('units', '')} | {r['ours']} | "
+                         f"{r.get('peer_name') or ''} | {r.get('peer') if r.get('peer') is not None else ''} | "
+                         f"{r.get('ratio') if r.get('ratio') is not None else ''} | {r.get('target', '')} |")
+    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    if failures:
+        print(f"failed: {failures}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

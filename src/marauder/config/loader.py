@@ -1,0 +1,165 @@
+"""Load, override, validate and save configs, with errors that name the file, line and key."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ..errors import ConfigError
+from .schema import MarauderConfig
+
+KeyPath = tuple[str, ...]
+
+
+def key_lines(text: str) -> dict[KeyPath, int]:
+    """Map every mapping key path in a YAML document to its 1-based line number."""
+    lines: dict[KeyPath, int] = {}
+
+    def walk(node, path: KeyPath):
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                sub = (*path, str(key_node.value))
+                lines[sub] = key_node.start_mark.line + 1
+                walk(value_node, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[(*path, str(i))] = item.start_mark.line + 1
+                walk(item, (*path, str(i)))
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _model_at(path: KeyPath, root: type[BaseModel] = MarauderConfig) -> type[BaseModel] | None:
+    """The pydantic model that owns the last key of `path` (for 'did you mean' hints)."""
+    model: Any = root
+    for key in path[:-1]:
+        field = model.model_fields.get(key) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return None
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            args = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+            if not args:
+                return None
+            model = args[0]
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _suggest(path: KeyPath, root: type[BaseModel] = MarauderConfig) -> str:
+    model = _model_at(path, root)
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(path[-1], list(model.model_fields), n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def raise_validation(err: ValidationError, source: str, lines: dict[KeyPath, int],
+                     root: type[BaseModel] = MarauderConfig):
+    """Turn a pydantic error into a ConfigError naming file, line and key (with a close-match hint)."""
+    first = err.errors()[0]
+    loc = tuple(str(p) for p in first["loc"])
+    key = ".".join(loc) or "<root>"
+    line = None
+    for n in range(len(loc), 0, -1):  # the deepest key we know a line for
+        if loc[:n] in lines:
+            line = lines[loc[:n]]
+            break
+    if first["type"] == "extra_forbidden":
+        msg = f"unknown key '{key}'{_suggest(loc, root)}"
+    else:
+        msg = f"{key}: {first['msg']}"
+        if "input" in first and not isinstance(first["input"], dict | list):
+            msg += f" (got {first['input']!r})"
+    more = len(err.errors()) - 1
+    if more:
+        msg += f" [and {more} more problem(s)]"
+    raise ConfigError(msg, file=source, line=line) from None
+
+
+def parse_override(text: str) -> tuple[KeyPath, Any]:
+    """'section.key=value' -> (('section', 'key'), value), the value parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not of the form section.key=value")
+    key, raw = text.split("=", 1)
+    path = tuple(k for k in key.strip().split(".") if k)
+    if len(path) < 2:
+        raise ConfigError(f"override '{text}' must name a section and a key, e.g. general.seed=1")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{text}': value is not valid YAML ({exc})") from None
+    return path, value
+
+
+def _apply(data: dict, path: KeyPath, value: Any) -> None:
+    node = data
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> MarauderConfig:
+    """Read a YAML config (or the defaults when `path` is None) and apply `section.key=value` overrides."""
+    data: dict = {}
+    lines: dict[KeyPath, int] = {}
+    source = "<defaults>"
+    if path is not None:
+        p = Path(path)
+        source = str(path)
+        if not p.is_file():
+            raise ConfigError("config file not found", file=source)
+        text = p.read_text(encoding="utf-8")
+        try:
+            lines = key_lines(text)
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise ConfigError(
+                f"not valid YAML: {getattr(exc, 'problem', exc)}", file=source,
+                line=mark.line + 1 if mark else None,
+            ) from None
+        if not isinstance(data, dict):
+            raise ConfigError("top level must be a mapping of sections", file=source, line=1)
+    try:
+        MarauderConfig.model_validate(data)  # report file errors before override errors
+    except ValidationError as err:
+        raise_validation(err, source, lines)
+    for text in overrides or []:
+        key_path, value = parse_override(text)
+        _apply(data, key_path, value)
+        try:
+            MarauderConfig.model_validate(data)
+        except ValidationError as err:
+            raise_validation(err, f"override '{text}'", {})
+    return MarauderConfig.model_validate(data)
+
+
+def dump_config(cfg: BaseModel) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def save_resolved(cfg: MarauderConfig, directory: str | Path, name: str = "resolved_config.yaml") -> Path:
+    """Write the fully resolved config next to a stage's outputs (atomic)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / name
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(dump_config(cfg))
+    os.replace(tmp, target)
+    return target

@@ -1,0 +1,1 @@
+"""One typed model per config section. Stages receive only their own section."""

@@ -1,0 +1,66 @@
+"""Settings every stage shares: device, precision, seed, workers, class list, logging, checkpoints."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from .base import Section
+
+
+class GeneralConfig(Section):
+    seed: int = 0
+    device: str | int | list[int] = Field(
+        "auto", description="'auto', 'cpu', a GPU index, or a list of GPU indices (DDP training)"
+    )
+    mixed_precision: bool = True
+    num_workers: int = Field(4, ge=0)
+    imgsz: int = Field(640, ge=32, description="default image size for training and inference")
+    classes: list[str] = Field(
+        default_factory=list,
+        description="training class names, in class-index order (used when no classes.txt / --names)",
+    )
+    gradient_accumulation_steps: int = Field(1, ge=1)
+
+    @field_validator("imgsz")
+    @classmethod
+    def _stride_aligned(cls, v: int) -> int:
+        if v % 32:
+            raise ValueError(f"imgsz must be a multiple of 32 (the detector's stride), got {v}")
+        return v
+
+
+class WandbConfig(Section):
+    enabled: bool = False
+    project: str = "marauder"
+    entity: str | None = None
+    name: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    mode: Literal["online", "offline", "disabled", "auto"] = Field(
+        "auto", description="'auto' logs online when an API key is present, else offline; never prompts"
+    )
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
+    tensorboard: bool = True
+
+
+class CheckpointingConfig(Section):
+    save_best_only: bool = False
+    keep_last_n: int = Field(3, ge=1)
+    save_period: int = Field(-1, description="save an epoch checkpoint every N epochs; -1 disables")
+
+
+class StorageConfig(Section):
+    provider: Literal["s3", "do_spaces"] = "do_spaces"
+    endpoint_url: str | None = Field(
+        "https://nyc3.digitaloceanspaces.com", description="S3-compatible endpoint; null for AWS S3"
+    )
+    region: str | None = "nyc3"
+    bucket: str = "marauder"
+    prefix: str = ""
+    multipart_threshold_mb: int = Field(64, ge=5)
+    max_concurrency: int = Field(8, ge=1)

@@ -1,0 +1,57 @@
+"""SSL pretraining and the baseline detector."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import Section
+
+
+class SSLAugmentations(Section):
+    crop_min_scale: float = Field(0.2, gt=0, le=1)
+    hue: float = Field(0.15, ge=0, le=0.5, description="strong hue shifts: water colour varies a lot")
+    saturation: float = Field(0.6, ge=0)
+    brightness: float = Field(0.5, ge=0)
+    contrast: float = Field(0.5, ge=0)
+    color_jitter_prob: float = Field(0.8, ge=0, le=1)
+    grayscale_prob: float = Field(0.2, ge=0, le=1)
+    blur_prob: float = Field(0.5, ge=0, le=1)
+    haze_prob: float = Field(0.3, ge=0, le=1, description="blend towards a water colour (turbidity)")
+    hflip_prob: float = Field(0.5, ge=0, le=1)
+    vflip_prob: float = Field(0.0, ge=0, le=1)
+
+
+class SSLPretrainingConfig(Section):
+    enabled: bool = True
+    model: Literal["moco_v3"] = "moco_v3"
+    backbone: str = Field("resnet50", description="'resnet50' or an Ultralytics model name, e.g. yolov8m")
+    epochs: int = Field(100, gt=0)
+    batch_size: int = Field(256, gt=0)
+    learning_rate: float = Field(0.03, gt=0)
+    weight_decay: float = Field(1e-6, ge=0)
+    warmup_epochs: int = Field(10, ge=0)
+    temperature: float = Field(0.2, gt=0)
+    momentum_start: float = Field(0.99, ge=0, le=1)
+    momentum_end: float = Field(1.0, ge=0, le=1)
+    projection_dim: int = Field(256, gt=0)
+    hidden_dim: int = Field(4096, gt=0)
+    imgsz: int = Field(224, ge=32)
+    augmentations: SSLAugmentations = Field(default_factory=SSLAugmentations)
+    max_images: int | None = Field(None, ge=1, description="cap on the unlabelled pool; null = all")
+
+
+class BaselineYoloConfig(Section):
+    model_size: str = Field("yolov8m", description="any Ultralytics detection model name or .yaml/.pt")
+    use_ssl_backbone: bool = True
+    ssl_checkpoint: str = "checkpoints/ssl/best_moco.pth"
+    data: str = "data/organized/dataset.yaml"
+    epochs: int = Field(300, gt=0)
+    batch_size: int | Literal["auto"] = 16
+    learning_rate: float = Field(0.01, gt=0)
+    warmup_epochs: float = Field(3, ge=0)
+    patience: int = Field(50, ge=0)
+    imgsz: int | None = Field(None, ge=32, description="null = general.imgsz")
+    optimizer: str = "SGD"
+    cache: bool = False

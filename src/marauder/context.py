@@ -1,0 +1,37 @@
+"""What every command receives: the workspace, the (lazily loaded) config, and stage set-up."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from .config import MarauderConfig, load_config, save_resolved
+from .log import setup_logging
+from .workspace import Workspace
+
+DEFAULT_CONFIG = Path("config") / "training_config.yaml"
+
+
+@dataclass
+class Context:
+    workspace: Workspace
+    config_path: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+
+    @cached_property
+    def config(self) -> MarauderConfig:
+        path = self.config_path
+        if path is None and (self.workspace.root / DEFAULT_CONFIG).is_file():
+            path = self.workspace.root / DEFAULT_CONFIG
+        return load_config(path, self.overrides)
+
+    def start_stage(self, log_name: str, output_dir: Path | None = None) -> logging.Logger:
+        """Log to logs/<log_name>.log and save the resolved config beside the stage's outputs."""
+        logger = setup_logging(self.workspace.log_file(log_name), self.config.logging.level)
+        if output_dir is not None:
+            save_resolved(self.config, output_dir)
+        logger.info("stage %s: workspace %s, config %s", log_name, self.workspace.root,
+                    self.config_path or "<defaults>")
+        return logger

@@ -1,0 +1,1 @@
+"""Training/inference engines. `engines.ultralytics` is the only package that imports ultralytics."""

@@ -1,0 +1,36 @@
+"""Errors a user can act on. The CLI prints them on one line and exits with code 2."""
+
+from __future__ import annotations
+
+
+class MarauderError(Exception):
+    """A problem with the user's input, config or files: printed without a traceback."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None):
+        self.file = file
+        self.line = line
+        self.message = message
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file:
+            where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
+        return f"{where}{self.message}"
+
+
+class ConfigError(MarauderError):
+    """A config file or override is missing, malformed or names an unknown key."""
+
+
+class DataError(MarauderError):
+    """A dataset, label file or image is missing or malformed."""
+
+
+class MissingInputError(MarauderError):
+    """A stage's input does not exist yet; the message names the command that makes it."""
+
+    def __init__(self, path, command: str):
+        super().__init__(f"{path} not found: run `{command}` first")

@@ -1,0 +1,1 @@
+"""Pure converters between YOLO label files, COCO json and our GroundTruth/Detections types."""

@@ -1,0 +1,1 @@
+"""Inference on our Detections type: predictors, TTA, fusion, calibration, thresholds."""

@@ -1,0 +1,53 @@
+"""Score calibration maps, numpy only (the edge runtime uses this file without torch).
+
+A calibrator is a plain dict, so it travels in YAML/JSON and in calibrator.pth alike:
+  {"method": "identity"}
+  {"method": "temperature", "t": 1.7}                  sigmoid(logit(s) / t)
+  {"method": "platt", "a": 1.2, "b": -0.4}             sigmoid(a * logit(s) + b)
+  {"method": "isotonic", "x": [...], "y": [...]}       piecewise-linear through (x, y), x increasing
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_EPS = 1e-6
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, _EPS, 1 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def apply_calibrator(scores, params: dict) -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64)
+    method = params.get("method", "identity")
+    if method == "identity":
+        out = s
+    elif method == "temperature":
+        out = _sigmoid(_logit(s) / float(params["t"]))
+    elif method == "platt":
+        out = _sigmoid(float(params["a"]) * _logit(s) + float(params["b"]))
+    elif method == "isotonic":
+        out = np.interp(s, np.asarray(params["x"], dtype=np.float64), np.asarray(params["y"], dtype=np.float64))
+    else:
+        raise ValueError(f"unknown calibration method '{method}'")
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def apply_per_class(scores, class_ids, per_class: dict, pooled: dict | None = None) -> np.ndarray:
+    """Calibrate each detection with its class's map (keys: class index as int or str), else `pooled`."""
+    scores = np.asarray(scores, dtype=np.float32)
+    class_ids = np.asarray(class_ids, dtype=np.int64)
+    out = scores.copy()
+    for cid in np.unique(class_ids):
+        params = per_class.get(int(cid), per_class.get(str(int(cid)), pooled))
+        if params is None:
+            continue
+        mask = class_ids == cid
+        out[mask] = apply_calibrator(scores[mask], params)
+    return out

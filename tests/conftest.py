@@ -1,0 +1,64 @@
+"""Shared fixtures. Expensive things (the sample, a tiny trained model) are built once per session.
+
+Each xdist worker uses one thread so two workers share the two cores without thrashing.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real underwater sets); tests that need it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real underwater data not available: {SHARED_DATA} is absent (fresh clone)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory) -> Path:
+    """The embedded synthetic sample (labelled images + unlabelled pool), generated once."""
+    from marauder.data.sample import generate_sample
+
+    out = tmp_path_factory.mktemp("sample") / "sample"
+    generate_sample(out, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def organized_sample(sample_dir, tmp_path_factory) -> Path:
+    """The sample split into data/organized layout with dataset.yaml (group-aware by dive)."""
+    from marauder.data.organize import organize_dataset
+
+    out = tmp_path_factory.mktemp("organized") / "organized"
+    organize_dataset(
+        source_images=sample_dir / "images", source_labels=sample_dir / "labels", output=out,
+        split=(0.6, 0.2, 0.2), seed=0, group_by=r"dive([0-9]+)_",
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(organized_sample, tmp_path_factory) -> Path:
+    """A yolov8n trained for 2 epochs at 64 px on the organised sample: real weights, tiny cost."""
+    from marauder.engines.ultralytics.train import train_detector
+
+    run = tmp_path_factory.mktemp("tiny_model") / "run"
+    result = train_detector(
+        "yolov8n", organized_sample / "dataset.yaml", run, epochs=2, imgsz=64, batch=8,
+        device="cpu", workers=0, amp=False,
+    )
+    return result.best

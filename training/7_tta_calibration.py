@@ -1,0 +1,6 @@
+"""The training guide's script path for `marauder calibrate`: a thin entry point, all logic is in the package."""
+
+from marauder.cli import script_main
+
+if __name__ == "__main__":
+    script_main("calibrate")
