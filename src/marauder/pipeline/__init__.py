@@ -1,0 +1,1 @@
+"""`marauder pipeline`: every stage in the guide's order, skipping what is already up to date."""

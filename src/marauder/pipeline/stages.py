@@ -1,0 +1,151 @@
+"""The guide's stage order, each stage as a CLI command plus what it reads and writes.
+
+A stage is "up to date" when its outputs exist and the fingerprint of its config sections and
+inputs equals the one recorded after its last successful run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import MarauderConfig
+from ..workspace import Workspace
+
+Paths = Callable[[Workspace, MarauderConfig], list[Path]]
+Args = Callable[[Workspace, MarauderConfig], list[str]]
+
+
+def _none(ws: Workspace, cfg: MarauderConfig) -> list:
+    return []
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # the marauder subcommand
+    sections: tuple[str, ...]  # config sections whose values the stage depends on
+    inputs: Paths = _none
+    outputs: Paths = _none
+    args: Args = _none
+    enabled: Callable[[MarauderConfig], bool] = field(default=lambda cfg: True)
+    metric: Callable[[Workspace], str | None] = field(default=lambda ws: None)
+
+
+def ensemble_weights(ws: Workspace) -> list[Path]:
+    """What the guide's `find checkpoints/ensemble -name best.pt` finds (variants and multiscale)."""
+    root = ws.checkpoints("ensemble")
+    return sorted(root.glob("*/best.pt")) if root.is_dir() else []
+
+
+def _variant_weights(ws: Workspace, cfg: MarauderConfig) -> list[Path]:
+    return [ws.ensemble_dir(name) / "best.pt" for name in cfg.ensemble.variants]
+
+
+def _json_metric(path: Path, *keys: str) -> str | None:
+    try:
+        data = json.loads(path.read_text())
+        for key in keys:
+            data = data[key]
+        return f"{keys[-1]}={float(data):.3f}"
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _best_metric(ws: Workspace, stage: str) -> str | None:
+    """The last line of a training stage's metrics.jsonl, when it has one."""
+    path = ws.checkpoints(stage) / "metrics.jsonl"
+    try:
+        last = json.loads(path.read_text().strip().splitlines()[-1])
+    except (OSError, IndexError, ValueError):
+        return None
+    for key in ("metrics/mAP50-95(B)", "mAP50-95", "metrics/mAP50(B)", "loss", "train_loss"):
+        if key in last:
+            return f"{key}={float(last[key]):.3f}"
+    return None
+
+
+STAGES: list[Stage] = [
+    Stage(
+        "download", ("data",),
+        outputs=lambda ws, cfg: [ws.fathomnet_metadata],
+    ),
+    Stage(
+        "organize", ("data", "general"),
+        inputs=lambda ws, cfg: [ws.fathomnet_images, ws.fathomnet_labels],
+        outputs=lambda ws, cfg: [ws.dataset_yaml],
+        args=lambda ws, cfg: [
+            "--source-images", str(ws.fathomnet_images), "--source-labels", str(ws.fathomnet_labels),
+            "--output", str(ws.organized_dir), "--split", *map(str, cfg.data.organize.split),
+        ],
+    ),
+    Stage(
+        "ssl-pretrain", ("ssl_pretraining", "general"),
+        inputs=lambda ws, cfg: [*ws.unlabelled_dirs, ws.fathomnet_images],
+        outputs=lambda ws, cfg: [ws.ssl_best],
+        enabled=lambda cfg: cfg.ssl_pretraining.enabled,
+        metric=lambda ws: _best_metric(ws, "ssl"),
+    ),
+    Stage(
+        "train-baseline", ("baseline_yolo", "general", "checkpointing"),
+        inputs=lambda ws, cfg: [ws.organized_dir, *([ws.ssl_best] if cfg.baseline_yolo.use_ssl_backbone else [])],
+        outputs=lambda ws, cfg: [ws.baseline_best],
+        metric=lambda ws: _best_metric(ws, "baseline"),
+    ),
+    Stage(
+        "active-learn", ("active_learning",),
+        inputs=lambda ws, cfg: [ws.baseline_best],
+        outputs=lambda ws, cfg: [ws.annotation_package],
+    ),
+    Stage(
+        "train-critical", ("critical_species", "baseline_yolo", "general"),
+        inputs=lambda ws, cfg: [ws.organized_dir, ws.baseline_best],
+        outputs=lambda ws, cfg: [ws.critical_best],
+        metric=lambda ws: _best_metric(ws, "critical_species"),
+    ),
+    Stage(
+        "train-ensemble", ("ensemble", "general"),
+        inputs=lambda ws, cfg: [ws.organized_dir, ws.critical_best],
+        outputs=_variant_weights,
+    ),
+    Stage(
+        "train-multiscale", ("multiscale_training", "general"),
+        inputs=_variant_weights,
+        outputs=lambda ws, cfg: [p.parent.with_name(p.parent.name + "_multiscale") / "best.pt"
+                                 for p in _variant_weights(ws, cfg)],
+    ),
+    Stage(
+        "calibrate", ("tta_calibration", "critical_species"),
+        inputs=lambda ws, cfg: [*ensemble_weights(ws), ws.organized_dir],
+        outputs=lambda ws, cfg: [ws.pipeline_config, ws.calibrator],
+        args=lambda ws, cfg: [
+            "--models", *map(str, ensemble_weights(ws)),
+            "--calibration-data", str(ws.organized_images("val")),
+        ],
+    ),
+    Stage(
+        "export", ("export", "deployment"),
+        inputs=lambda ws, cfg: [*_variant_weights(ws, cfg), ws.pipeline_config],
+        outputs=lambda ws, cfg: [ws.deployment_dir / "deployment_config.yaml"],
+        args=lambda ws, cfg: [
+            "--models", *map(str, _variant_weights(ws, cfg)), "--names", *cfg.ensemble.variants,
+            "--validate", "--package",
+        ],
+    ),
+    Stage(
+        "evaluate", ("evaluation", "critical_species"),
+        inputs=lambda ws, cfg: [ws.pipeline_config, ws.organized_dir],
+        outputs=lambda ws, cfg: [ws.outputs("evaluation") / "pipeline" / "report.json"],
+        args=lambda ws, cfg: [
+            "--model", str(ws.pipeline_config), "--test-data", str(ws.dataset_yaml),
+            "--output", str(ws.outputs("evaluation") / "pipeline"),
+        ],
+        metric=lambda ws: _json_metric(ws.outputs("evaluation") / "pipeline" / "report.json",
+                                       "summary", "mAP50-95"),
+    ),
+]
+
+STAGE_NAMES = [s.name for s in STAGES]
+# The vendor round trip sits between these two stages.
+VENDOR_AFTER = "active-learn"
