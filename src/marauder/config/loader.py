@@ -79,7 +79,10 @@ def raise_validation(err: ValidationError, source: str, lines: dict[KeyPath, int
         msg = f"unknown key '{key}'{_suggest(loc, root)}"
     else:
         msg = f"{key}: {first['msg']}"
-        if "input" in first and not isinstance(first["input"], dict | list):
+        if (
+            "input" in first and not isinstance(first["input"], dict | list)
+            and f"got {first['input']}" not in msg  # validators often already say what they got
+        ):
             msg += f" (got {first['input']!r})"
     more = len(err.errors()) - 1
     if more:

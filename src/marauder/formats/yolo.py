@@ -16,6 +16,7 @@ class LabelIssue:
     file: str
     line: int
     problem: str
+    kind: str = "label"  # fields | value | class | zero_area | bounds (validate-data groups by it)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.problem}"
@@ -30,24 +31,24 @@ def parse_label_text(text: str, file: str = "<labels>", num_classes: int | None 
             continue
         parts = line.split()
         if len(parts) != 5:
-            issues.append(LabelIssue(file, lineno, f"expected 5 fields (class cx cy w h), got {len(parts)}"))
+            issues.append(LabelIssue(file, lineno, f"expected 5 fields (class cx cy w h), got {len(parts)}", "fields"))
             continue
         try:
             values = [float(p) for p in parts]
         except ValueError:
-            issues.append(LabelIssue(file, lineno, f"non-numeric field in '{line}'"))
+            issues.append(LabelIssue(file, lineno, f"non-numeric field in '{line}'", "value"))
             continue
         cls, cx, cy, w, h = values
         if not np.all(np.isfinite(values)):
-            issues.append(LabelIssue(file, lineno, "NaN or infinite value"))
+            issues.append(LabelIssue(file, lineno, "NaN or infinite value", "value"))
         elif cls != int(cls) or cls < 0:
-            issues.append(LabelIssue(file, lineno, f"class id {parts[0]} is not a non-negative integer"))
+            issues.append(LabelIssue(file, lineno, f"class id {parts[0]} is not a non-negative integer", "class"))
         elif num_classes is not None and int(cls) >= num_classes:
-            issues.append(LabelIssue(file, lineno, f"unknown class id {int(cls)} (dataset has {num_classes})"))
+            issues.append(LabelIssue(file, lineno, f"unknown class id {int(cls)} (dataset has {num_classes})", "class"))
         elif w <= 0 or h <= 0:
-            issues.append(LabelIssue(file, lineno, f"zero or negative box size w={w} h={h}"))
+            issues.append(LabelIssue(file, lineno, f"zero or negative box size w={w} h={h}", "zero_area"))
         elif min(cx - w / 2, cy - h / 2) < -1e-6 or max(cx + w / 2, cy + h / 2) > 1 + 1e-6:
-            issues.append(LabelIssue(file, lineno, "box extends outside the image (coordinates not in [0,1])"))
+            issues.append(LabelIssue(file, lineno, "box extends outside the image (coordinates not in [0,1])", "bounds"))
         else:
             rows.append(values)
             continue

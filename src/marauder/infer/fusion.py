@@ -1,8 +1,8 @@
 """Fuse the detections of several sources (ensemble members, TTA views) of one image into one set.
 
-Works on our `Detections` type, so it fuses PyTorch, ONNX and TensorRT outputs alike. The box
-arithmetic is ensemble-boxes' (Weighted Boxes Fusion, NMS, soft-NMS); this module normalises pixel
-boxes by the image size for it and maps the result back to pixels.
+Works on our `Detections` type, so it fuses PyTorch, ONNX and TensorRT outputs alike. Weighted
+Boxes Fusion is ensemble-boxes'; NMS and Gaussian soft-NMS are small numpy loops here (see `_nms`).
+Boxes are normalised by the image size (what WBF expects) and the result is mapped back to pixels.
 
 Order of operations, for every method:
   1. each source's own confidence threshold (`conf_thresholds[i]`, a float or one per class id);
@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..types import Detections
+from ..types import Detections, box_iou
 
 FusionMethod = Literal["wbf", "nms", "soft_nms"]
 ConfType = Literal["avg", "max", "box_and_model_avg", "absent_model_aware_avg"]
@@ -106,23 +106,42 @@ def fuse(
 
     fused = Detections(np.asarray(out_boxes, dtype=np.float64).reshape(-1, 4) * scale, out_scores,
                        np.rint(np.asarray(out_labels)).astype(np.int64), size)
-    return fused.sorted()
+    # by score, ties by class then position: the same input always gives the same order
+    order = np.lexsort((fused.xyxy[:, 1], fused.xyxy[:, 0], fused.class_ids, -fused.scores))
+    return fused[order]
 
 
 def _nms(boxes, scores, labels, method, iou_threshold, skip_box_threshold, weights, sigma):
-    from ensemble_boxes import nms_method
+    """Class-wise greedy NMS / Gaussian soft-NMS in numpy.
 
+    Not ensemble-boxes' nms_method: its soft-NMS returns the undecayed scores (so it only drops
+    boxes, never re-ranks them), and its numba NMS costs ~3 s of JIT compilation on first use.
+    """
     if weights is not None:
         top = float(max(weights))
         scores = [s * (float(wt) / top) for s, wt in zip(scores, weights)]
-    keep = [len(s) > 0 for s in scores]
-    boxes = [b for b, k in zip(boxes, keep) if k]
-    scores = [s for s, k in zip(scores, keep) if k]
-    labels = [c for c, k in zip(labels, keep) if k]
-    return nms_method(
-        boxes, scores, labels, method=3 if method == "nms" else 2, iou_thr=iou_threshold, sigma=sigma,
-        thresh=skip_box_threshold,
-    )
+    boxes, scores, labels = np.concatenate(boxes), np.concatenate(scores), np.concatenate(labels)
+    kept_boxes, kept_scores, kept_labels = [], [], []
+    for label in np.unique(labels):
+        sel = labels == label
+        b, s = boxes[sel], scores[sel].copy()
+        order = np.argsort(-s, kind="stable")
+        b, s = b[order], s[order]
+        while len(s):
+            best = int(np.argmax(s))  # first maximum: ties keep the earlier source's box
+            kept_boxes.append(b[best])
+            kept_scores.append(s[best])
+            kept_labels.append(label)
+            rest = np.arange(len(s)) != best
+            iou = box_iou(b[best][None], b[rest])[0]
+            b, s = b[rest], s[rest]
+            if method == "nms":
+                keep = iou <= iou_threshold
+            else:
+                s = s * np.exp(-(iou * iou) / sigma)
+                keep = s >= skip_box_threshold
+            b, s = b[keep], s[keep]
+    return np.array(kept_boxes).reshape(-1, 4), np.array(kept_scores), np.array(kept_labels)
 
 
 def _common_image_size(sources: list[Detections], override: tuple[int, int] | None) -> tuple[int, int]:

@@ -44,8 +44,11 @@ class FathomNetConfig(Section):
 
 class IngestConfig(Section):
     frame_rate: float = Field(1.0, gt=0, description="frames per second extracted from videos")
-    phash_distance: int = Field(6, ge=0, le=64, description="frames closer than this are duplicates")
+    phash_distance: int = Field(
+        6, ge=0, le=64, description="a frame within this many bits (perceptual hash) of the last kept one is dropped"
+    )
     link: Literal["copy", "hardlink", "symlink"] = "copy"
+    jpeg_quality: int = Field(95, ge=50, le=100, description="JPEG quality of frames extracted from videos")
 
 
 class OrganizeConfig(Section):

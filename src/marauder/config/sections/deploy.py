@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .base import Section
 from .stages import FusionConfig
@@ -44,29 +44,46 @@ class TTACalibrationConfig(Section):
 
 
 class ExportConfig(Section):
-    opset: int = Field(17, ge=11)
-    dynamic_batch: bool = False
-    batch: int = Field(1, ge=1)
-    simplify: bool = True
-    imgsz: int | None = None
-    fp16: bool = True
-    int8: bool = False
-    int8_calibration_images: str | None = None
-    workspace_gb: float = Field(2.0, gt=0)
-    map_tolerance: float = Field(0.01, ge=0, description="allowed mAP50-95 drop vs PyTorch")
-    recall_tolerance: float = Field(0.02, ge=0)
-    max_box_diff_px: float = Field(1.0, ge=0)
-    max_score_diff: float = Field(1e-3, ge=0)
+    """`marauder export`: ONNX for every model, TensorRT engines where TensorRT is installed."""
+
+    opset: int = Field(17, ge=11, description="ONNX opset")
+    dynamic_batch: bool = Field(False, description="dynamic batch axis (static is fastest on the Jetson)")
+    batch: int = Field(1, ge=1, description="batch size of a static export / largest of a dynamic one")
+    simplify: bool = Field(True, description="run the ONNX simplifier (onnxslim)")
+    imgsz: int | None = Field(None, description="null = the calibrated pipeline's, else general.imgsz")
+    fp16: bool = Field(True, description="TensorRT FP16 engines")
+    int8: bool = Field(False, description="TensorRT INT8 engines (needs int8_calibration_images)")
+    int8_calibration_images: str | None = Field(None, description="folder of representative images")
+    int8_calibration_max: int = Field(300, ge=1, description="calibration images carried in the package")
+    workspace_gb: float = Field(2.0, gt=0, description="TensorRT builder workspace")
+    onnx_int8: bool = Field(False, description="also write an INT8 ONNX (onnxruntime) for the CPU/cloud path")
+    map_tolerance: float = Field(0.01, ge=0, description="allowed |mAP50-95 change| vs PyTorch")
+    recall_tolerance: float = Field(0.02, ge=0, description="allowed |per-class recall change| vs PyTorch")
+    max_box_diff_px: float = Field(1.0, ge=0, description="allowed box difference on the check images")
+    max_score_diff: float = Field(1e-3, ge=0, description="allowed score difference on the check images")
+    check_images: int = Field(8, ge=1, description="fixed test images for the box/score check")
 
 
 class DeploymentConfig(Section):
+    """The vehicle: capture schedule, power model and energy budget (deployment_config.yaml)."""
+
     target_fps: float = Field(5.0, gt=0)
     capture_duration: float = Field(30.0, gt=0, description="seconds per capture")
-    power_mode: str = "MAXN"
-    power_modes_watts: dict[str, float] = Field(default_factory=lambda: {"MAXN": 10.0, "5W": 5.0})
-    idle_watts: float = Field(2.0, ge=0)
+    min_fps: float = Field(1.0, gt=0, description="the energy governor never goes below this; it stops")
+    power_mode: str = Field("MAXN", description="nvpmodel mode the Jetson runs in")
+    power_modes_watts: dict[str, float] = Field(default_factory=lambda: {"MAXN": 10.0, "5W": 5.0},
+                                                description="board watts while inferring, per power mode")
+    idle_watts: float = Field(2.0, ge=0, description="board watts while waiting for the next frame")
     energy_budget_wh: float = Field(0.05, gt=0, description="per capture")
-    min_fps: float = Field(1.0, gt=0)
+    default_threshold: float = Field(0.25, ge=0, le=1, description="per-class threshold when not calibrated")
+    tta: bool | None = Field(None, description="TTA on the device; null = as calibrated")
+
+    @model_validator(mode="after")
+    def _mode_known(self):
+        if self.power_mode not in self.power_modes_watts:
+            raise ValueError(f"power_mode '{self.power_mode}' is not in power_modes_watts "
+                             f"{sorted(self.power_modes_watts)}")
+        return self
 
 
 class EvaluationConfig(Section):
@@ -77,8 +94,10 @@ class EvaluationConfig(Section):
     imgsz: int | None = None
     map_tolerance: float = Field(0.005, ge=0, description="allowed mAP50-95 drop vs --baseline")
     recall_tolerance: float = Field(0.02, ge=0, description="allowed critical-species recall drop")
-    bootstrap: int = Field(1000, ge=0)
-    operating_conf: float = Field(0.25, ge=0, le=1)
+    bootstrap: int = Field(1000, ge=0, description="resamples for the critical-recall 95% CI (0: none)")
+    operating_conf: float = Field(0.25, ge=0, le=1, description="score threshold for P/R/F1 and confusion")
+    ece_bins: int = Field(10, ge=2, description="equal-width score bins of the reliability curve")
+    worst_examples: int = Field(8, ge=0, description="worst FN and FP crops of critical species in the report")
 
 
 class ServeConfig(Section):

@@ -62,5 +62,8 @@ class StorageConfig(Section):
     region: str | None = "nyc3"
     bucket: str = "marauder"
     prefix: str = ""
-    multipart_threshold_mb: int = Field(64, ge=5)
-    max_concurrency: int = Field(8, ge=1)
+    multipart_threshold_mb: int = Field(64, ge=5, description="files at least this big upload in parts")
+    multipart_chunk_mb: int = Field(
+        64, ge=5, le=5120, description="part size (S3 allows 5 MB..5 GB per part, at most 10,000 parts)"
+    )
+    max_concurrency: int = Field(8, ge=1, description="parallel part transfers per file")

@@ -40,6 +40,15 @@ class SSLPretrainingConfig(Section):
     imgsz: int = Field(224, ge=32)
     augmentations: SSLAugmentations = Field(default_factory=SSLAugmentations)
     max_images: int | None = Field(None, ge=1, description="cap on the unlabelled pool; null = all")
+    knn_k: int = Field(20, ge=1, description="neighbours of the k-NN probe that picks the best epoch")
+    probe_max_crops: int = Field(512, ge=0, description="labelled crops for the k-NN probe; 0 = pick by loss")
+
+
+class LRFindConfig(Section):
+    steps: int = Field(200, ge=10, description="training steps of the range test")
+    start_lr: float = Field(1e-6, gt=0)
+    end_lr: float = Field(1.0, gt=0)
+    plot: str = Field("outputs/lr_find/lr_find.png", description="where the loss/LR plot is saved")
 
 
 class BaselineYoloConfig(Section):
@@ -55,3 +64,4 @@ class BaselineYoloConfig(Section):
     imgsz: int | None = Field(None, ge=32, description="null = general.imgsz")
     optimizer: str = "SGD"
     cache: bool = False
+    lr_find: LRFindConfig = Field(default_factory=LRFindConfig)

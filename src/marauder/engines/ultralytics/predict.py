@@ -46,3 +46,72 @@ class UltralyticsPredictor:
         """Pooled backbone features (N, D) for diversity sampling."""
         feats = self.model.embed(images, imgsz=self.imgsz, device=self.device, verbose=False)
         return np.stack([f.cpu().numpy().reshape(-1) for f in feats])
+
+
+def _detailed_predictor_class():
+    """A DetectionPredictor that also returns per-box class scores and a pooled backbone feature.
+
+    Both come from the same forward pass as the boxes (NMS keep-indices into the raw head output,
+    and a forward hook on the last backbone layer), so active learning pays no second inference.
+    """
+    from ultralytics.models.yolo.detect import DetectionPredictor
+    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.utils import nms, ops
+
+    class DetailedPredictor(DetectionPredictor):
+        def inference(self, im, *args, **kwargs):
+            # AutoBackend keeps the torch model on its backend (8.4) or directly (older releases)
+            found = [getattr(getattr(self.model, "backend", None), "model", None), getattr(self.model, "model", None)]
+            net = next((m for m in found if isinstance(m, DetectionModel)), None)
+            self._pooled = None
+            if net is None:
+                return super().inference(im, *args, **kwargs)
+            layer = net.model[max(len(net.yaml.get("backbone", [])) - 1, 0)]
+
+            def hook(_module, _inputs, output):
+                self._pooled = output.float().mean(dim=(2, 3)).cpu().numpy()
+
+            handle = layer.register_forward_hook(hook)
+            try:
+                return super().inference(im, *args, **kwargs)
+            finally:
+                handle.remove()
+
+        def postprocess(self, preds, img, orig_imgs, **kwargs):
+            raw = preds[0] if isinstance(preds, list | tuple) else preds
+            nc = len(self.model.names)
+            kept, keep_idx = nms.non_max_suppression(
+                raw, self.args.conf, kwargs.pop("iou", self.args.iou), self.args.classes, self.args.agnostic_nms,
+                max_det=self.args.max_det, end2end=getattr(self.model, "end2end", False), return_idxs=True,
+            )
+            if not isinstance(orig_imgs, list):
+                orig_imgs = ops.convert_torch2numpy_batch(orig_imgs)[..., ::-1]
+            results = self.construct_results(kept, img, orig_imgs, **kwargs)
+            for i, (r, idx) in enumerate(zip(results, keep_idx)):
+                if raw.shape[1] == 4 + nc and len(idx):  # (B, 4+nc, anchors): per-class scores exist
+                    r.class_scores = raw[i, 4:4 + nc, idx.long()].T.float().cpu().numpy()
+                else:
+                    r.class_scores = None
+                r.embedding = None if self._pooled is None else self._pooled[i]
+            return results
+
+    return DetailedPredictor
+
+
+def predict_detailed(predictor: UltralyticsPredictor, images: list[np.ndarray]) -> list[Detections]:
+    """Like `predictor.predict`, with extra['class_scores'] (N, nc) and extra['embedding'] (D,) per image."""
+    cls = getattr(predictor, "_detailed_cls", None) or _detailed_predictor_class()
+    predictor._detailed_cls = cls
+    out: list[Detections] = []
+    for start in range(0, len(images), predictor.batch):
+        chunk = images[start:start + predictor.batch]
+        results = predictor.model.predict(
+            chunk, imgsz=predictor.imgsz, conf=predictor.conf, iou=predictor.iou, device=predictor.device,
+            max_det=predictor.max_det, verbose=False, batch=len(chunk), predictor=cls,
+        )
+        for r in results:
+            det = results_to_detections(r)
+            det.extra["class_scores"] = getattr(r, "class_scores", None)
+            det.extra["embedding"] = getattr(r, "embedding", None)
+            out.append(det)
+    return out

@@ -1,0 +1,128 @@
+"""`import-annotations --merge`: add vendor-labelled images to data/organized (train split).
+
+The organised dataset's manifest.json gets a new version; the one it replaces is kept as
+manifests/manifest_v<N>.json, so `git diff`-style questions ("what did package X add?") stay
+answerable. All checks run before the first file moves; files placed before a failure are removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..errors import DataError, MissingInputError
+from ..fsio import atomic_write_json, atomic_write_text, sha256_file
+from ..workspace import Workspace
+from .vendor_coco import normalize_name
+
+
+def _load_manifest(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"unreadable dataset manifest ({exc})", file=str(path)) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("files", []), list):
+        raise DataError("dataset manifest is not a marauder manifest (no 'files' list)", file=str(path))
+    return doc
+
+
+def merge_into_organized(workspace: Workspace, package_id: str, package_path: Path, class_names: list[str],
+                         items: list[tuple[str, bytes, str, str]]) -> tuple[Path, int]:
+    """items: (file name, image bytes, sha256, label text). Returns (new manifest path, its version)."""
+    from ..data.dataset import load_dataset_yaml
+
+    root = workspace.organized_dir
+    manifest_path = root / "manifest.json"
+    if not workspace.dataset_yaml.is_file() or not manifest_path.is_file():
+        raise MissingInputError(workspace.dataset_yaml if not workspace.dataset_yaml.is_file() else manifest_path,
+                                "marauder organize")
+    names = load_dataset_yaml(workspace.dataset_yaml).names
+    if [normalize_name(n) for n in names] != [normalize_name(n) for n in class_names]:
+        raise DataError(f"dataset classes {names} differ from the package's {class_names}; cannot merge",
+                        file=str(workspace.dataset_yaml))
+    manifest = _load_manifest(manifest_path)
+    version = int(manifest.get("version", 1))
+    images_dir, labels_dir = workspace.organized_images("train"), workspace.organized_labels("train")
+
+    placements = []  # (final path, bytes)
+    for name, data, sha, label in items:
+        img_dest = images_dir / name
+        if img_dest.exists() and sha256_file(img_dest) != sha:
+            raise DataError("a different image with this name is already in the train split", file=str(img_dest))
+        if not img_dest.exists():
+            placements.append((img_dest, data))
+        placements.append((labels_dir / Path(name).with_suffix(".txt"), label.encode("utf-8")))
+
+    history = root / "manifests"
+    history.mkdir(parents=True, exist_ok=True)
+    previous = history / f"manifest_v{version}.json"
+    if not previous.exists():
+        shutil.copy2(manifest_path, previous)
+
+    placed: list[tuple[Path, Path | None]] = []  # (path, backup of what it replaced)
+    try:
+        for dest, data in placements:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            backup = None
+            if dest.exists():
+                backup = dest.with_name(f".{dest.name}.premerge")
+                os.replace(dest, backup)
+            placed.append((dest, backup))
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, dest)
+        files = [f for f in manifest.get("files", [])
+                 if f.get("path") not in {f"images/train/{n}" for n, *_ in items}]
+        for name, _data, sha, label in items:
+            classes: dict[str, int] = {}
+            for line in label.splitlines():
+                cname = class_names[int(line.split()[0])]
+                classes[cname] = classes.get(cname, 0) + 1
+            files.append({"path": f"images/train/{name}", "label": f"labels/train/{Path(name).stem}.txt",
+                          "sha256": sha, "split": "train", "group": f"active:{package_id}",
+                          "source": f"{package_path}!images/{name}", "classes": classes})
+        new = dict(manifest)
+        new.update({
+            "version": version + 1,
+            "files": files,
+            "previous_version": previous.relative_to(root).as_posix(),
+            # a changed fingerprint makes `marauder organize` refuse to silently overwrite merged labels
+            "fingerprint": hashlib.sha256(f"{manifest.get('fingerprint')}+{package_id}".encode()).hexdigest(),
+            "merged_packages": [*manifest.get("merged_packages", []), package_id],
+            "counts": _recount(files, class_names),
+        })
+        atomic_write_json(history / f"manifest_v{version + 1}.json", new)
+        atomic_write_text(manifest_path, json.dumps(new, indent=2) + "\n")
+    except BaseException:
+        for dest, backup in reversed(placed):
+            dest.unlink(missing_ok=True)
+            if backup is not None:
+                os.replace(backup, dest)
+        raise
+    for _dest, backup in placed:
+        if backup is not None:
+            backup.unlink(missing_ok=True)
+    return manifest_path, version + 1
+
+
+def _recount(files: list[dict], class_names: list[str]) -> dict:
+    """Per split: images, boxes, distinct groups and boxes per class (the organizer's shape)."""
+    counts = {s: {"images": 0, "boxes": 0, "groups": 0, "classes": dict.fromkeys(class_names, 0)}
+              for s in ("train", "val", "test")}
+    groups: dict[str, set] = {s: set() for s in counts}
+    for f in files:
+        split = f.get("split", "train")
+        c = counts.setdefault(split, {"images": 0, "boxes": 0, "groups": 0, "classes": {}})
+        groups.setdefault(split, set()).add(f.get("group"))
+        c["images"] += 1
+        for name, n in (f.get("classes") or {}).items():
+            c["boxes"] += n
+            c["classes"][name] = c["classes"].get(name, 0) + n
+    for split, members in groups.items():
+        counts[split]["groups"] = len(members)
+    return counts

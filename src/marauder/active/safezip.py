@@ -1,0 +1,168 @@
+"""Reading zips and JSON that came from outside (a vendor) without trusting them.
+
+A returned package could hold `../../etc/passwd`-style names (zip slip), absolute paths, symlinks,
+or a few KiB that inflate to many GiB (zip bomb). Every entry is checked before anything is read,
+and reads are capped while streaming, because the sizes in a zip's directory can lie.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ..errors import DataError
+from ..fsio import atomic_directory
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    max_total_bytes: int = 4 << 30  # sum of uncompressed sizes
+    max_files: int = 200_000
+    max_ratio: float = 200.0  # uncompressed / compressed, per entry (bomb signature)
+    ratio_floor_bytes: int = 1 << 20  # small entries may compress as well as they like
+
+
+def member_name_problem(name: str) -> str | None:
+    """Why an entry name is unsafe to extract, or None when it is fine."""
+    if not name or "\x00" in name:
+        return "empty name or NUL byte in name"
+    posix = name.replace("\\", "/")
+    if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":"):
+        return "absolute path"
+    parts = PurePosixPath(posix).parts
+    if any(p == ".." for p in parts):
+        return "'..' in path (zip slip)"
+    return None
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    mode = info.external_attr >> 16
+    return stat.S_ISLNK(mode)
+
+
+def check_zip(path: str | Path, limits: ZipLimits = ZipLimits()) -> list[zipfile.ZipInfo]:
+    """Validate every entry of a zip (names, symlinks, count, sizes, ratios); return the file entries."""
+    path = Path(path)
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"not a readable zip file ({exc})", file=str(path)) from None
+    with zf:
+        infos = zf.infolist()
+    if len(infos) > limits.max_files:
+        raise DataError(f"zip holds {len(infos)} entries, more than the limit of {limits.max_files}",
+                        file=str(path))
+    total = 0
+    seen: set[str] = set()
+    files = []
+    for info in infos:
+        where = f"{path}!{info.filename}"
+        problem = member_name_problem(info.filename)
+        if problem:
+            raise DataError(f"unsafe entry rejected: {problem}", file=where)
+        if _is_symlink(info):
+            raise DataError("unsafe entry rejected: symbolic link", file=where)
+        norm = PurePosixPath(info.filename.replace("\\", "/")).as_posix()
+        if norm in seen:
+            raise DataError("duplicate entry name", file=where)
+        seen.add(norm)
+        if info.is_dir():
+            continue
+        total += info.file_size
+        if total > limits.max_total_bytes:
+            raise DataError(
+                f"uncompressed size exceeds the limit of {limits.max_total_bytes} bytes (zip bomb?)", file=where
+            )
+        if info.file_size > limits.ratio_floor_bytes and info.file_size > limits.max_ratio * max(
+            info.compress_size, 1
+        ):
+            raise DataError(
+                f"compression ratio {info.file_size / max(info.compress_size, 1):.0f}:1 exceeds "
+                f"{limits.max_ratio:.0f}:1 (zip bomb?)", file=where,
+            )
+        files.append(info)
+    return files
+
+
+def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int) -> bytes:
+    """Read one entry, stopping as soon as it yields more than it declared or more than `max_bytes`."""
+    cap = min(info.file_size, max_bytes)
+    out = bytearray()
+    with zf.open(info) as fh:
+        while block := fh.read(_CHUNK):
+            out += block
+            if len(out) > cap:
+                raise DataError(
+                    f"entry inflates past {cap} bytes (declared {info.file_size}; zip bomb?)",
+                    file=info.filename,
+                )
+    return bytes(out)
+
+
+def extract_zip(path: str | Path, dest: str | Path, limits: ZipLimits = ZipLimits(),
+                replace: bool = False) -> list[Path]:
+    """Extract a checked zip into `dest` atomically (all entries or nothing); return the written files."""
+    path, dest = Path(path), Path(dest)
+    infos = check_zip(path, limits)
+    written: list[Path] = []
+    budget = limits.max_total_bytes
+    with zipfile.ZipFile(path) as zf, atomic_directory(dest, replace=replace) as tmp:
+        root = tmp.resolve()
+        for info in infos:
+            rel = PurePosixPath(info.filename.replace("\\", "/"))
+            target = (root / rel).resolve()
+            if root not in target.parents:  # belt and braces after the name check
+                raise DataError("entry escapes the extraction folder", file=f"{path}!{info.filename}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # O_EXCL|O_NOFOLLOW: never write through a link planted earlier in the same archive
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            size = 0
+            with os.fdopen(fd, "wb") as out, zf.open(info) as src:
+                while block := src.read(_CHUNK):
+                    size += len(block)
+                    if size > info.file_size or size > budget:
+                        raise DataError("entry inflates past its declared size (zip bomb?)",
+                                        file=f"{path}!{info.filename}")
+                    out.write(block)
+            budget -= size
+            written.append(dest / rel)
+    return written
+
+
+def parse_json_bytes(data: bytes, source: str, max_bytes: int):
+    """Parse JSON of at most `max_bytes`; bad UTF-8 or syntax is an error naming `source`.
+
+    NaN/Infinity literals parse (as floats) so the schema check can name the item that holds them.
+    """
+    if len(data) > max_bytes:
+        raise DataError(f"JSON is {len(data)} bytes, more than the limit of {max_bytes}", file=source)
+    try:
+        return json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=source) from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"not valid JSON: {exc.msg} (column {exc.colno})", file=source, line=exc.lineno) from None
+    except RecursionError:
+        raise DataError("JSON nested too deeply", file=source) from None
+
+
+def load_json_file(path: str | Path, max_bytes: int):
+    """Read a JSON file no larger than `max_bytes` (checked before reading it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", file=str(path))
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise DataError(f"JSON is {size} bytes, more than the limit of {max_bytes}", file=str(path))
+    return parse_json_bytes(path.read_bytes(), str(path), max_bytes)
+
+
+def is_finite_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,42 @@
+"""`marauder calibrate`: TTA + fusion + per-class calibration and thresholds -> pipeline_config.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "fit TTA, fusion, score calibration and per-class thresholds on labelled data (pipeline_config.yaml)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--models", nargs="+", type=Path, required=True,
+                        help="model files (.pt/.onnx/.engine) sharing one class list, e.g. the ensemble's best.pt")
+    parser.add_argument("--calibration-data", type=Path, default=None,
+                        help="labelled images: a split folder of data/organized (e.g. data/organized/val) "
+                             "or a dataset.yaml (default: data/organized/images/val)")
+    parser.add_argument("--split", default="val", choices=("train", "val", "test"),
+                        help="split to use when --calibration-data is a dataset.yaml (default: val)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="output folder (default: checkpoints/tta_calibration)")
+    parser.add_argument("--device", default=None, help="cpu, 0, cuda:0 ... (default: general.device)")
+    parser.add_argument("--batch", type=int, default=8, help="images per predict call (each with all views)")
+
+
+def run(args, ctx) -> int:
+    from ..config.loader import save_resolved
+    from ..infer.calibrate_stage import run_calibrate, summary_line
+
+    cfg = ctx.config
+    ws = ctx.workspace
+    out = ws.path(args.output) if args.output else ws.checkpoints("tta_calibration")
+    logger = ctx.start_stage("7_tta_calibration")
+    data = ws.path(args.calibration_data) if args.calibration_data else ws.organized_images("val")
+    device = args.device or (None if cfg.general.device == "auto" else cfg.general.device)
+    result = run_calibrate(
+        cfg.tta_calibration, list(cfg.critical_species.species), [ws.path(m) for m in args.models], data, out,
+        split=args.split, device=device, batch=args.batch, seed=cfg.general.seed,
+    )
+    save_resolved(cfg, out)
+    logger.info("wrote %s, %s and report.md", result.pipeline_config, result.calibrator)
+    print(summary_line(result.report))
+    print(result.pipeline_config)
+    return 0

@@ -1,0 +1,41 @@
+"""`marauder ssl-pretrain`: MoCo v3 self-supervised pretraining of the detector backbone."""
+
+from __future__ import annotations
+
+HELP = "self-supervised MoCo v3 pretraining on unlabelled images -> checkpoints/ssl/best_moco.pth"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--unlabelled", type=str, nargs="*", default=None, metavar="DIR",
+                        help="image folders to pretrain on (default: data/deepfish/images, data/marauder/images, "
+                             "data/fathomnet/images and data.extra_unlabelled_dirs)")
+
+
+def run(args, ctx) -> int:
+    from ..ssl.data import collect_images
+    from ..ssl.pretrain import run_ssl_pretrain
+
+    cfg = ctx.config
+    ws = ctx.workspace
+    if not cfg.ssl_pretraining.enabled:
+        print("ssl_pretraining.enabled is false: nothing to do")
+        return 0
+    out_dir = ws.checkpoints("ssl")
+    if args.unlabelled:
+        dirs = [ws.path(d) for d in args.unlabelled]
+    else:
+        dirs = [*ws.unlabelled_dirs, ws.fathomnet_images, *(ws.path(d) for d in cfg.data.extra_unlabelled_dirs)]
+    collect_images(dirs)  # an empty pool fails here, before the log and resolved config are written
+    log = ctx.start_stage("1_ssl_pretrain", out_dir)
+    labelled = [(ws.organized_images(s), ws.organized_labels(s)) for s in ("train", "val")
+                if ws.organized_images(s).is_dir()]
+    if not labelled and ws.fathomnet_labels.is_dir():
+        labelled = [(ws.fathomnet_images, ws.fathomnet_labels)]
+    result = run_ssl_pretrain(cfg.ssl_pretraining, cfg.general, out_dir, dirs, labelled=labelled,
+                              logging_cfg=cfg.logging, tb_dir=ws.runs_dir / "ssl" / "tensorboard")
+    best = result.best_metric
+    log.info("best epoch %s (%s %.4f): %s; %d images, %d unreadable skipped, %.1f images/s",
+             best.get("epoch"), best.get("name"), best.get("value") or float("nan"), result.best, result.images,
+             result.skipped_images, result.images_per_second)
+    print(result.best)
+    return 0

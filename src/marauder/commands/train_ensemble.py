@@ -1,0 +1,47 @@
+"""`marauder train-ensemble`: the ensemble's variants, budget-checked and resumable; `--validate` compares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "train the ensemble variants (checkpoints/ensemble/<variant>/) and optionally validate the fusion"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--validate", action="store_true",
+                        help="after training, evaluate each variant and the fused ensemble on the val split")
+    parser.add_argument("--resume", type=Path, default=None, metavar="LAST_PT",
+                        help="resume this checkpoint, e.g. checkpoints/ensemble/high_recall/last.pt "
+                             "(a plain rerun already resumes interrupted variants and skips finished ones)")
+    parser.add_argument("--variants", default=None, metavar="NAME[,NAME...]",
+                        help="train only these variants, comma-separated (default: all of ensemble.variants)")
+    parser.add_argument("--split", default="val", choices=("val", "test"),
+                        help="split --validate evaluates on (default: val)")
+
+
+def run(args, ctx) -> int:
+    from ..train.ensemble import format_table, run_ensemble, validate_ensemble
+
+    cfg = ctx.config
+    ws = ctx.workspace
+    logger = ctx.start_stage("5a_ensemble", ws.checkpoints("ensemble"))
+    resume = ws.path(args.resume) if args.resume else None
+    only = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else None
+    result = run_ensemble(cfg.ensemble, cfg.general, ws, resume=resume, only=only)
+    for v in result.variants:
+        cost = result.budget.get(v.name, {})
+        logger.info("%s: %s (%s) %s, %.2fM params, %.2f GFLOPs at %spx", v.name, v.status, v.best,
+                    " ".join(f"{k}={val:.4f}" for k, val in v.metrics.items() if "mAP" in k),
+                    cost.get("params_m", 0), cost.get("gflops", 0), cost.get("imgsz"))
+        print(v.best)
+    if args.validate:
+        device = None if cfg.general.device == "auto" else cfg.general.device
+        validation = validate_ensemble(result, cfg.ensemble, split=args.split,
+                                       imgsz=cfg.ensemble.imgsz or cfg.general.imgsz, device=device,
+                                       output_dir=ws.outputs("ensemble"))
+        table = format_table(validation)
+        for line in table.splitlines():
+            logger.info("%s", line)
+        print(table)
+        print(ws.outputs("ensemble") / "validation.json")
+    return 0

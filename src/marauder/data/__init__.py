@@ -1,0 +1,1 @@
+"""Data: the embedded sample, dataset access, organisation into splits, and validation."""

@@ -1,0 +1,5 @@
+"""FathomNet acquisition through the official client: concepts, retries, resumable downloads."""
+
+from .downloader import DownloadOptions, DownloadResult, FathomNetUnavailable, run_download
+
+__all__ = ["DownloadOptions", "DownloadResult", "FathomNetUnavailable", "run_download"]

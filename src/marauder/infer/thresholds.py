@@ -1,0 +1,153 @@
+"""Per-class operating thresholds on calibrated scores.
+
+Objectives:
+  f1      maximise F1 (the default)
+  fbeta   maximise F-beta (beta > 1 favours recall, < 1 precision)
+  recall  the highest threshold whose recall reaches a target (used for critical species, where a
+          missed animal costs more than a false alarm)
+Precision and recall of the chosen threshold come with bootstrap intervals over images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    threshold: float
+    precision: float
+    recall: float
+    f_score: float
+    objective: str
+    n_gt: int
+    n_detections: int
+    precision_ci: tuple[float, float] = (float("nan"), float("nan"))
+    recall_ci: tuple[float, float] = (float("nan"), float("nan"))
+    target_reached: bool = True
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        r = lambda v: None if not np.isfinite(v) else round(float(v), 4)  # noqa: E731
+        return {"threshold": r(self.threshold), "precision": r(self.precision), "recall": r(self.recall),
+                "f_score": r(self.f_score), "objective": self.objective, "n_gt": self.n_gt,
+                "n_detections": self.n_detections, "precision_ci": [r(v) for v in self.precision_ci],
+                "recall_ci": [r(v) for v in self.recall_ci], "target_reached": self.target_reached,
+                "note": self.note}
+
+
+def pr_at_thresholds(scores, labels, n_gt: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate thresholds (distinct scores, descending) and precision/recall keeping score >= each."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    tp = np.cumsum(y)
+    fp = np.cumsum(~y)
+    last_of_tie = np.r_[s[1:] != s[:-1], True] if len(s) else np.zeros(0, bool)  # a threshold keeps every detection with an equal score
+    s, tp, fp = s[last_of_tie], tp[last_of_tie], fp[last_of_tie]
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / n_gt if n_gt > 0 else np.zeros_like(precision)
+    return s, precision, recall
+
+
+def f_beta(precision, recall, beta: float = 1.0):
+    p, r = np.asarray(precision, dtype=np.float64), np.asarray(recall, dtype=np.float64)
+    b2 = beta * beta
+    denom = b2 * p + r
+    return np.where(denom > 0, (1 + b2) * p * r / np.where(denom > 0, denom, 1), 0.0)
+
+
+def choose_threshold(scores, labels, n_gt: int, objective: str = "f1", beta: float = 1.0,
+                     recall_target: float | None = None) -> ThresholdChoice:
+    """Pick one threshold for one class (see the module docstring for objectives)."""
+    if objective not in ("f1", "fbeta", "recall"):
+        raise ValueError(f"unknown threshold objective '{objective}'; expected f1, fbeta or recall")
+    beta = 1.0 if objective == "f1" else beta
+    t, p, r = pr_at_thresholds(scores, labels, n_gt)
+    n = len(np.asarray(scores))
+    if len(t) == 0 or n_gt == 0:
+        note = "no ground truth for this class" if n_gt == 0 else "no detections for this class"
+        return ThresholdChoice(float("nan"), float("nan"), 0.0 if n_gt else float("nan"), float("nan"),
+                               objective, n_gt, n, target_reached=False, note=note)
+    f = f_beta(p, r, beta)
+    if objective == "recall":
+        if recall_target is None:
+            raise ValueError("objective 'recall' needs a recall target")
+        reach = np.nonzero(r >= recall_target - 1e-12)[0]
+        if len(reach):
+            i = int(reach[0])  # thresholds descend: the first that reaches the target is the highest
+            return ThresholdChoice(float(t[i]), float(p[i]), float(r[i]), float(f[i]), objective, n_gt, n)
+        i = len(t) - 1  # unreachable: keep everything the model gives and say so
+        return ThresholdChoice(float(t[i]), float(p[i]), float(r[i]), float(f[i]), objective, n_gt, n,
+                               target_reached=False,
+                               note=f"recall {r[i]:.3f} < target {recall_target:g} even at the lowest score")
+    i = int(np.nonzero(f >= f.max() - 1e-12)[0][0])  # ties: the highest threshold (fewest detections)
+    note = "" if tp_any(p) else "no true positive at any threshold"
+    return ThresholdChoice(float(t[i]), float(p[i]), float(r[i]), float(f[i]), objective, n_gt, n, note=note)
+
+
+def tp_any(precision: np.ndarray) -> bool:
+    return bool(np.any(np.asarray(precision) > 0))
+
+
+def bootstrap_pr(scores, labels, image_ids, gt_per_image, threshold: float, n_boot: int = 500,
+                 seed: int = 0, alpha: float = 0.05) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Percentile intervals of precision and recall at a fixed threshold, resampling images."""
+    gt_per_image = np.asarray(gt_per_image, dtype=np.int64)
+    n_images = len(gt_per_image)
+    nan2 = (float("nan"), float("nan"))
+    if n_boot <= 0 or n_images == 0 or not np.isfinite(threshold):
+        return nan2, nan2
+    keep = np.asarray(scores) >= threshold
+    ids = np.asarray(image_ids, dtype=np.int64)
+    tp_img = np.bincount(ids[keep], weights=np.asarray(labels, dtype=np.float64)[keep], minlength=n_images)
+    det_img = np.bincount(ids[keep], minlength=n_images).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_images, size=(n_boot, n_images))
+    counts = np.stack([np.bincount(d, minlength=n_images) for d in draws])  # how often each image is drawn
+    tp, det, gt = counts @ tp_img, counts @ det_img, counts @ gt_per_image
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(det > 0, tp / det, np.nan)
+        recall = np.where(gt > 0, tp / gt, np.nan)
+    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+
+    def interval(v):
+        v = v[np.isfinite(v)]
+        return tuple(float(x) for x in np.percentile(v, q)) if len(v) else nan2
+
+    return interval(precision), interval(recall)
+
+
+def choose_class_thresholds(scores, class_ids, labels, image_ids, gt_counts, class_names: list[str], *,
+                            objective: str = "f1", beta: float = 1.0, critical: set[str] | None = None,
+                            critical_recall: float | None = None, bootstrap: int = 500,
+                            seed: int = 0) -> dict[int, ThresholdChoice]:
+    """One threshold per class id; critical species use the recall objective when a target is set.
+
+    `gt_counts` is (num_images, num_classes). A class without ground truth or detections gets the
+    threshold chosen on all classes pooled, and its note says so.
+    """
+    scores, class_ids = np.asarray(scores, dtype=np.float64), np.asarray(class_ids, dtype=np.int64)
+    labels, image_ids = np.asarray(labels, dtype=bool), np.asarray(image_ids, dtype=np.int64)
+    gt_counts = np.asarray(gt_counts, dtype=np.int64).reshape(-1, len(class_names))
+    critical = critical or set()
+    pooled = choose_threshold(scores, labels, int(gt_counts.sum()), objective, beta)
+    out: dict[int, ThresholdChoice] = {}
+    for cid, name in enumerate(class_names):
+        m = class_ids == cid
+        goal = "recall" if name in critical and critical_recall is not None else objective
+        choice = choose_threshold(scores[m], labels[m], int(gt_counts[:, cid].sum()), goal, beta, critical_recall)
+        if not np.isfinite(choice.threshold):
+            out[cid] = ThresholdChoice(pooled.threshold, choice.precision, choice.recall, choice.f_score, goal,
+                                       choice.n_gt, choice.n_detections, target_reached=False,
+                                       note=f"{choice.note}: pooled threshold used")
+            continue
+        p_ci, r_ci = bootstrap_pr(scores[m], labels[m], image_ids[m], gt_counts[:, cid], choice.threshold,
+                                  bootstrap, seed + cid)
+        out[cid] = ThresholdChoice(choice.threshold, choice.precision, choice.recall, choice.f_score, goal,
+                                   choice.n_gt, choice.n_detections, p_ci, r_ci, choice.target_reached,
+                                   choice.note)
+    return out

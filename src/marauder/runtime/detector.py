@@ -1,0 +1,82 @@
+"""One model end to end: letterbox -> backend -> decode + NMS -> boxes in original pixels."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .postprocess import decode
+from .preprocess import letterbox, scale_boxes, to_blob
+
+
+class EdgeDetections:
+    """Detections of one image: pixel xyxy (N, 4) float32, scores (N,), class ids (N,), (h, w)."""
+
+    __slots__ = ("xyxy", "scores", "class_ids", "image_hw")
+
+    def __init__(self, xyxy, scores, class_ids, image_hw):
+        self.xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
+        self.scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+        self.class_ids = np.asarray(class_ids, dtype=np.int64).reshape(-1)
+        self.image_hw = (int(image_hw[0]), int(image_hw[1]))
+
+    def __len__(self):
+        return len(self.scores)
+
+    def select(self, index) -> EdgeDetections:
+        return EdgeDetections(self.xyxy[index], self.scores[index], self.class_ids[index], self.image_hw)
+
+    def to_records(self, class_names=None) -> list:
+        out = []
+        for box, score, cid in zip(self.xyxy.tolist(), self.scores.tolist(), self.class_ids.tolist()):
+            rec = {"class_id": int(cid), "score": round(float(score), 6), "box": [round(v, 2) for v in box]}
+            if class_names is not None:
+                rec["class_name"] = class_names[cid] if 0 <= cid < len(class_names) else str(cid)
+            out.append(rec)
+        return out
+
+
+class Detector:
+    """`predict(list of BGR uint8 images) -> list[EdgeDetections]` for one ONNX model or engine.
+
+    `conf` and `iou` mean what they mean in Ultralytics' predict (strict score > conf, NMS suppresses
+    IoU > iou), so results match `YOLO(model).predict` on the same file.
+    """
+
+    def __init__(self, backend, conf: float = 0.25, iou: float = 0.7, max_det: int = 300,
+                 agnostic: bool = False, class_names=None):
+        self.backend = backend
+        self.conf, self.iou, self.max_det, self.agnostic = float(conf), float(iou), int(max_det), agnostic
+        self.class_names = list(class_names or backend.class_names)
+        self.input_hw = tuple(backend.input_hw)
+        self.timing = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0, "images": 0}
+
+    def _chunks(self, n: int):
+        size = self.backend.batch or n  # dynamic batch: everything at once
+        for start in range(0, n, max(size, 1)):
+            yield start, min(start + size, n)
+
+    def predict(self, images: list) -> list:
+        out = []
+        for start, stop in self._chunks(len(images)):
+            t0 = time.perf_counter()
+            boxed = [letterbox(img, self.input_hw) for img in images[start:stop]]
+            padded = [b[0] for b in boxed]
+            static = self.backend.batch
+            if static and len(padded) < static:  # a static-batch model needs a full batch
+                padded = padded + [padded[-1]] * (static - len(padded))
+            blob = to_blob(padded)
+            t1 = time.perf_counter()
+            raw = self.backend.run(blob)
+            t2 = time.perf_counter()
+            per_image = decode(raw, self.conf, self.iou, self.max_det, self.agnostic)
+            for (_, box), det in zip(boxed, per_image):
+                xyxy = scale_boxes(det[:, :4], box)
+                out.append(EdgeDetections(xyxy, det[:, 4], det[:, 5].astype(np.int64), box.orig_hw))
+            t3 = time.perf_counter()
+            self.timing["preprocess"] += t1 - t0
+            self.timing["inference"] += t2 - t1
+            self.timing["postprocess"] += t3 - t2
+            self.timing["images"] += stop - start
+        return out

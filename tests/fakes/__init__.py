@@ -1,0 +1,1 @@
+"""Real servers on loopback that stand in for remote services in tests and benchmarks."""

@@ -1,0 +1,76 @@
+"""Pipeline stage selection, fingerprints, state and the vendor pause."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from marauder.errors import MarauderError
+from marauder.pipeline.fingerprint import fingerprint
+from marauder.pipeline.runner import select_stages, vendor_round_done
+from marauder.pipeline.stages import STAGE_NAMES
+from marauder.pipeline.state import PipelineState
+from marauder.workspace import Workspace
+
+
+@pytest.mark.parametrize(
+    "start, stop, skip, expected",
+    [
+        (None, None, (), STAGE_NAMES),
+        ("calibrate", None, (), ["calibrate", "export", "evaluate"]),
+        (None, "organize", (), ["download", "organize"]),
+        ("organize", "train-baseline", ("ssl-pretrain",), ["organize", "train-baseline"]),
+        ("export", "export", (), ["export"]),
+    ],
+)
+def test_select_stages(start, stop, skip, expected):
+    assert [s.name for s in select_stages(start, stop, skip)] == expected
+
+
+@pytest.mark.parametrize(
+    "start, stop, skip, message",
+    [
+        ("train", None, (), "unknown stage 'train'"),
+        (None, None, ("nope",), "unknown stage 'nope'"),
+        ("export", "organize", (), "comes after"),
+    ],
+)
+def test_select_stages_rejects(start, stop, skip, message):
+    with pytest.raises(MarauderError, match=message):
+        select_stages(start, stop, skip)
+
+
+def test_fingerprint_tracks_config_and_files(tmp_path):
+    f = tmp_path / "a.txt"
+    f.write_text("one")
+    base = fingerprint({"s": {"k": 1}}, [tmp_path])
+    assert fingerprint({"s": {"k": 1}}, [tmp_path]) == base
+    assert fingerprint({"s": {"k": 2}}, [tmp_path]) != base
+    f.write_text("three")
+    assert fingerprint({"s": {"k": 1}}, [tmp_path]) != base
+    assert fingerprint({}, [tmp_path / "missing"]) == fingerprint({}, [tmp_path / "missing"])
+
+
+def test_state_roundtrip(tmp_path):
+    state = PipelineState.load(tmp_path / "state.json")
+    state.mark("organize", status="done", fingerprint="abc", seconds=1.5)
+    again = PipelineState.load(tmp_path / "state.json")
+    assert again.record("organize").status == "done"
+    assert again.record("organize").fingerprint == "abc"
+    assert again.record("export").status == "pending"
+
+
+def test_vendor_round(tmp_path):
+    ws = Workspace.at(tmp_path)
+    assert vendor_round_done(ws)  # no package sent
+    ws.annotation_package.parent.mkdir(parents=True)
+    ws.annotation_package.write_bytes(b"zip")
+    assert not vendor_round_done(ws)
+    ws.annotated_labels.mkdir(parents=True)
+    label = ws.annotated_labels / "a.txt"
+    label.write_text("0 0.5 0.5 0.1 0.1\n")
+    later = time.time() + 5
+    os.utime(label, (later, later))
+    assert vendor_round_done(ws)

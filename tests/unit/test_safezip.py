@@ -1,0 +1,150 @@
+"""Zips and JSON from outside: zip slip, symlinks, bombs, count/size limits, JSON limits."""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+
+import pytest
+
+from marauder.active.safezip import (
+    ZipLimits,
+    check_zip,
+    extract_zip,
+    load_json_file,
+    member_name_problem,
+    parse_json_bytes,
+    read_member,
+)
+from marauder.errors import DataError
+
+
+def make_zip(path, entries, compression=zipfile.ZIP_DEFLATED):
+    with zipfile.ZipFile(path, "w", compression=compression) as zf:
+        for name, data in entries:
+            if isinstance(name, zipfile.ZipInfo):
+                zf.writestr(name, data)
+            else:
+                zf.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("images/a.jpg", None),
+    ("a/b/c.json", None),
+    ("../evil.txt", "zip slip"),
+    ("images/../../evil.txt", "zip slip"),
+    ("..\\..\\evil.txt", "zip slip"),
+    ("/etc/passwd", "absolute"),
+    ("\\windows\\system32", "absolute"),
+    ("C:/evil.txt", "absolute"),
+    ("", "empty"),
+    ("a\x00b", "NUL"),
+])
+def test_member_names(name, problem):
+    found = member_name_problem(name)
+    assert (found is None) if problem is None else (problem in found)
+
+
+@pytest.mark.parametrize("bad", ["../escape.txt", "/abs.txt", "sub/../../escape.txt"])
+def test_zip_slip_rejected_and_nothing_extracted(tmp_path, bad):
+    z = make_zip(tmp_path / "in.zip", [("ok.txt", b"fine"), (bad, b"owned")])
+    dest = tmp_path / "out"
+    with pytest.raises(DataError, match="unsafe entry rejected") as err:
+        extract_zip(z, dest)
+    assert bad in str(err.value)
+    assert not dest.exists() and not (tmp_path / "escape.txt").exists() and not (tmp_path / "abs.txt").exists()
+
+
+def test_symlink_entry_rejected(tmp_path):
+    info = zipfile.ZipInfo("link")
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    z = make_zip(tmp_path / "in.zip", [(info, "/etc/passwd")])
+    with pytest.raises(DataError, match="symbolic link"):
+        check_zip(z)
+
+
+def test_bomb_ratio_rejected(tmp_path):
+    z = make_zip(tmp_path / "bomb.zip", [("zeros.bin", b"\0" * (8 << 20))])  # 8 MiB -> ~8 KiB
+    with pytest.raises(DataError, match=r"compression ratio 1\d{3}:1 exceeds 100:1 \(zip bomb\?\)"):
+        check_zip(z, ZipLimits(max_ratio=100))
+
+
+def test_total_size_limit(tmp_path):
+    z = make_zip(tmp_path / "big.zip", [(f"f{i}.bin", bytes(range(256)) * 40) for i in range(5)],
+                 compression=zipfile.ZIP_STORED)
+    check_zip(z, ZipLimits(max_total_bytes=5 * 10240))
+    with pytest.raises(DataError, match="exceeds the limit of 40000 bytes"):
+        check_zip(z, ZipLimits(max_total_bytes=40000))
+
+
+def test_file_count_limit(tmp_path):
+    z = make_zip(tmp_path / "many.zip", [(f"f{i}.txt", b"x") for i in range(11)])
+    check_zip(z, ZipLimits(max_files=11))
+    with pytest.raises(DataError, match="11 entries, more than the limit of 10"):
+        check_zip(z, ZipLimits(max_files=10))
+
+
+def test_duplicate_names_rejected(tmp_path):
+    z = tmp_path / "dup.zip"
+    with zipfile.ZipFile(z, "w") as zf, pytest.warns(UserWarning):
+        zf.writestr("a.txt", b"1")
+        zf.writestr("a.txt", b"2")
+    with pytest.raises(DataError, match="duplicate entry name"):
+        check_zip(z)
+
+
+def test_not_a_zip(tmp_path):
+    p = tmp_path / "x.zip"
+    p.write_bytes(b"PK not really")
+    with pytest.raises(DataError, match="not a readable zip"):
+        check_zip(p)
+
+
+def test_read_member_stops_at_cap(tmp_path):
+    z = make_zip(tmp_path / "a.zip", [("a.bin", b"a" * 5000)])
+    with zipfile.ZipFile(z) as zf:
+        info = zf.getinfo("a.bin")
+        assert read_member(zf, info, 5000) == b"a" * 5000
+        with pytest.raises(DataError, match="inflates past 100 bytes"):
+            read_member(zf, info, 100)
+
+
+def test_lying_size_header_is_caught_while_streaming(tmp_path):
+    """A central directory that under-states an entry's size cannot smuggle more bytes out."""
+    z = make_zip(tmp_path / "liar.zip", [("a.bin", b"a" * 4096)], compression=zipfile.ZIP_STORED)
+    with zipfile.ZipFile(z) as zf:
+        info = zf.getinfo("a.bin")
+        info.file_size = 100  # what a crafted header would claim
+        with pytest.raises((DataError, zipfile.BadZipFile)):
+            read_member(zf, info, 10_000)
+
+
+def test_extract_good_zip_atomically(tmp_path):
+    z = make_zip(tmp_path / "ok.zip", [("a/b.txt", b"hello"), ("c.json", b"{}")])
+    written = extract_zip(z, tmp_path / "out")
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in written) == ["a/b.txt", "c.json"]
+    assert (tmp_path / "out" / "a" / "b.txt").read_bytes() == b"hello"
+
+
+@pytest.mark.parametrize("text, message", [
+    (b"{", "not valid JSON"),
+    (b"\xff\xfe", "not UTF-8"),
+    (b"[" * 100000 + b"]" * 100000, "nested too deeply|not valid JSON"),
+])
+def test_bad_json(text, message):
+    with pytest.raises(DataError, match=message):
+        parse_json_bytes(text, "vendor.json", 1 << 30)
+
+
+def test_json_size_limit_checked_before_reading(tmp_path):
+    p = tmp_path / "a.json"
+    p.write_text('{"images": []}' + " " * 200)
+    assert load_json_file(p, 1000) == {"images": []}
+    with pytest.raises(DataError, match="more than the limit of 100") as err:
+        load_json_file(p, 100)
+    assert str(p) in str(err.value)
+
+
+def test_nan_parses_so_the_schema_can_name_the_item():
+    assert parse_json_bytes(b'{"bbox": [NaN, 1, 2, 3]}', "x", 1000)["bbox"][0] != 0
