@@ -31,10 +31,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from common import SHARED_DATA, Timer, row, write_result  # noqa: E402
 
-IMGSZ = int(os.environ.get("BENCH_ENS_IMGSZ", 224))
-EPOCHS = int(os.environ.get("BENCH_ENS_EPOCHS", 6))  # per variant; the single-model peer gets 3x
-MS_EPOCHS = int(os.environ.get("BENCH_ENS_MS_EPOCHS", 3))
-RESOLUTIONS = [int(r) for r in os.environ.get("BENCH_ENS_RESOLUTIONS", "160,192,224,256,288").split(",")]
+IMGSZ = int(os.environ.get("BENCH_ENS_IMGSZ", 160))
+EPOCHS = int(os.environ.get("BENCH_ENS_EPOCHS", 3))  # per variant; the single-model peer gets 3x
+MS_EPOCHS = int(os.environ.get("BENCH_ENS_MS_EPOCHS", 2))
+RESOLUTIONS = [int(r) for r in os.environ.get("BENCH_ENS_RESOLUTIONS", "96,128,160,192,224").split(",")]
 BATCH = 8
 TEST_HABITATS, VAL_HABITATS = 4, 2
 # small data, few iterations: a short warm-up, or the learning rate never leaves the ramp

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED_DATA, row, write_result  # noqa: E402
 
 SEED = 0
-SSL_EPOCHS, SSL_IMGSZ, SSL_BATCH = 3, 64, 64
-DET_EPOCHS, DET_IMGSZ, DET_BATCH = 6, 192, 16
+SSL_EPOCHS, SSL_IMGSZ, SSL_BATCH, SSL_MAX_IMAGES = 2, 64, 64, 768
+DET_EPOCHS, DET_IMGSZ, DET_BATCH = 5, 160, 16
 TEST_HABITATS = ("9866", "9908")
 VAL_HABITATS = ("7426", "9852")
 
@@ -67,7 +67,8 @@ def main() -> int:
         data_yaml = habitat_split(ws.organized_dir)
         t0 = time.perf_counter()
         ssl_cfg = SSLPretrainingConfig(backbone="yolov8n", epochs=SSL_EPOCHS, batch_size=SSL_BATCH, imgsz=SSL_IMGSZ,
-                                       learning_rate=0.3, warmup_epochs=1, hidden_dim=1024, projection_dim=128)
+                                       learning_rate=0.3, warmup_epochs=1, hidden_dim=1024, projection_dim=128,
+                                       max_images=SSL_MAX_IMAGES, probe_max_crops=256)
         ssl = run_ssl_pretrain(
             ssl_cfg, general, ws.checkpoints("ssl"),
             [SHARED_DATA / "underwater-unlabelled" / "images", ws.organized_images("train")],

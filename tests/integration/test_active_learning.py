@@ -304,7 +304,8 @@ def test_roundtrip_labels_report_and_qa_diff(roundtrip):
     report_dir = ws / "outputs" / "active_learning" / "imports" / "pkg-test-0001"
     report = json.loads((report_dir / "import_report.json").read_text())
     n_boxes = sum(len(b) for b in roundtrip["expected"].values())
-    assert (report["imported_images"], report["imported_boxes"], report["empty_images"]) == (5, n_boxes, 0)
+    n_empty = sum(not b for b in roundtrip["expected"].values())  # e.g. the vendor deleted an image's only box
+    assert (report["imported_images"], report["imported_boxes"], report["empty_images"]) == (5, n_boxes, n_empty)
     f1, f2 = Path(pkg.entries[0].file).name, Path(pkg.entries[1].file).name
     bad, zero, ghost = (f"annotations[{items[k]}] (id {items[k] + 1})" for k in ("bad", "zero", "ghost"))
     assert report["rejected"] == [
@@ -423,4 +424,7 @@ def test_detailed_prediction_matches_plain_and_adds_scores_and_features(tiny_mod
             np.testing.assert_allclose(cs.max(axis=1), b.scores, atol=1e-5)
             assert (cs.argmax(axis=1) == b.class_ids).all()
         assert b.extra["embedding"].shape == detailed[0].extra["embedding"].shape and b.extra["embedding"].ndim == 1
-    assert not np.allclose(detailed[0].extra["embedding"], detailed[1].extra["embedding"])
+    # the hooked features are the library's own pooled backbone embedding (last backbone layer)
+    reference = predictor.model.embed(images, imgsz=64, verbose=False, embed=[9])
+    np.testing.assert_allclose(np.stack([d.extra["embedding"] for d in detailed]),
+                               np.stack([r.cpu().numpy() for r in reference]), rtol=1e-4, atol=1e-6)

@@ -57,12 +57,13 @@ def test_killed_run_resumes_with_the_same_command(workspace):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
     proc = subprocess.Popen([sys.executable, "-c", "import sys; from marauder.cli import main; sys.exit(main())",
                              *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = workspace / "runs" / "baseline" / "weights" / "last.pt"
-    deadline = time.time() + 120
+    # the copy in checkpoints/ appears (atomically) right after Ultralytics saved epoch 1
+    last = workspace / "checkpoints" / "baseline" / "last.pt"
+    deadline = time.time() + 180
     try:
         while not last.exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-        assert last.exists(), "training never wrote last.pt"
+            time.sleep(0.1)
+        assert last.exists() and proc.poll() is None, "training never wrote last.pt"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -14,9 +14,14 @@ from marauder.errors import ConfigError
 from marauder.infer.predictor import load_predictor
 
 OVERRIDES = [
-    "tta_calibration.tta.hflip=true", "tta_calibration.tta.rotations=[90]", "tta_calibration.tta.scales=[1.0,1.25]",
-    "tta_calibration.calibration.min_samples_per_class=5", "tta_calibration.calibration.folds=3",
-    "tta_calibration.thresholds.bootstrap=50", "tta_calibration.raw_confidence=0.001", "general.device=cpu",
+    "tta_calibration.tta.hflip=true",
+    "tta_calibration.tta.rotations=[90]",
+    "tta_calibration.tta.scales=[1.0,1.25]",
+    "tta_calibration.calibration.min_samples_per_class=5",
+    "tta_calibration.calibration.folds=3",
+    "tta_calibration.thresholds.bootstrap=50",
+    "tta_calibration.raw_confidence=0.001",
+    "general.device=cpu",
 ]
 
 
@@ -26,8 +31,21 @@ def calibrated(tiny_model, organized_sample, tmp_path_factory):
     second = ws / "models" / "copy" / "best.pt"  # a two-member "ensemble" of the same weights
     second.parent.mkdir(parents=True)
     shutil.copy(tiny_model, second)
-    rc = main(["calibrate", "--workspace", str(ws), "--models", str(tiny_model), str(second),
-               "--calibration-data", str(organized_sample / "val"), "--batch", "4", *OVERRIDES])
+    rc = main(
+        [
+            "calibrate",
+            "--workspace",
+            str(ws),
+            "--models",
+            str(tiny_model),
+            str(second),
+            "--calibration-data",
+            str(organized_sample / "val"),
+            "--batch",
+            "4",
+            *OVERRIDES,
+        ]
+    )
     assert rc == 0
     return ws, ws / "checkpoints" / "tta_calibration"
 
@@ -36,8 +54,14 @@ def test_outputs_are_written(calibrated):
     import torch
 
     _, out = calibrated
-    for name in ("pipeline_config.yaml", "calibrator.pth", "report.json", "report.md", "reliability_diagram.png",
-                 "resolved_config.yaml"):
+    for name in (
+        "pipeline_config.yaml",
+        "calibrator.pth",
+        "report.json",
+        "report.md",
+        "reliability_diagram.png",
+        "resolved_config.yaml",
+    ):
         assert (out / name).is_file(), name
     cal = torch.load(out / "calibrator.pth", weights_only=True)
     report = json.loads((out / "report.json").read_text())
@@ -64,7 +88,9 @@ def test_pipeline_yaml_is_a_predictor(calibrated, organized_sample):
         assert np.all((d.scores >= 0) & (d.scores <= 1))
         h, w = d.image_size
         assert np.all(d.xyxy >= 0) and np.all(d.xyxy[:, [0, 2]] <= w) and np.all(d.xyxy[:, [1, 3]] <= h)
-    thresholded = load_predictor(out / "pipeline_config.yaml", device="cpu", apply_thresholds=True).predict(images)
+    thresholded = load_predictor(out / "pipeline_config.yaml", device="cpu", apply_thresholds=True).predict(
+        images
+    )
     for full, kept in zip(dets, thresholded):
         assert len(kept) == int(np.sum(full.scores >= predictor.thresholds[full.class_ids]))
 
@@ -75,8 +101,14 @@ def test_evaluating_the_pipeline_yaml_uses_its_thresholds(calibrated, organized_
 
     _, out = calibrated
     spec = load_pipeline_spec(out / "pipeline_config.yaml")
-    report = evaluate_model(out / "pipeline_config.yaml", organized_sample / "dataset.yaml", split="val",
-                            bootstrap=0, device="cpu", batch=8)
+    report = evaluate_model(
+        out / "pipeline_config.yaml",
+        organized_sample / "dataset.yaml",
+        split="val",
+        bootstrap=0,
+        device="cpu",
+        batch=8,
+    )
     cal_report = json.loads((out / "report.json").read_text())
     # calibration is monotone per class, so ranking (hence AP) stays that of the uncalibrated TTA ensemble
     assert report.summary["mAP50"] == pytest.approx(cal_report["map"]["ensemble_tta"]["mAP50"], abs=0.05)
@@ -87,16 +119,35 @@ def test_evaluating_the_pipeline_yaml_uses_its_thresholds(calibrated, organized_
 def test_unlabelled_calibration_data_is_a_clear_error(tiny_model, organized_sample, tmp_path, capsys):
     data = tmp_path / "unlabelled"
     shutil.copytree(organized_sample / "images" / "val", data)
-    rc = main(["calibrate", "--workspace", str(tmp_path), "--models", str(tiny_model), "--calibration-data",
-               str(data), "general.device=cpu"])
+    rc = main(
+        [
+            "calibrate",
+            "--workspace",
+            str(tmp_path),
+            "--models",
+            str(tiny_model),
+            "--calibration-data",
+            str(data),
+            "general.device=cpu",
+        ]
+    )
     assert rc == 2
     assert "calibration data has no labels" in capsys.readouterr().err.replace("\n", "")
     assert not (tmp_path / "checkpoints" / "tta_calibration" / "pipeline_config.yaml").exists()
 
 
 def test_missing_model_is_a_clear_error(organized_sample, tmp_path, capsys):
-    rc = main(["calibrate", "--workspace", str(tmp_path), "--models", str(tmp_path / "nope.pt"),
-               "--calibration-data", str(organized_sample / "val")])
+    rc = main(
+        [
+            "calibrate",
+            "--workspace",
+            str(tmp_path),
+            "--models",
+            str(tmp_path / "nope.pt"),
+            "--calibration-data",
+            str(organized_sample / "val"),
+        ]
+    )
     assert rc == 2 and "nope.pt" in capsys.readouterr().err
 
 
@@ -119,11 +170,17 @@ def test_class_absent_from_calibration_data_is_reported(tiny_model, organized_sa
     for kind in ("images", "labels"):
         shutil.copytree(organized_sample / kind / "val", tmp_path / "data" / kind / "val")
     for label in (tmp_path / "data" / "labels" / "val").glob("*.txt"):  # drop every class-0 box
-        label.write_text("".join(ln + "\n" for ln in label.read_text().splitlines() if not ln.startswith("0 ")))
-    cfg = TTACalibrationConfig(tta=TTAConfig(enabled=False), raw_confidence=0.001,
-                               calibration=CalibrationConfig(folds=2, min_samples_per_class=5))
-    result = run_calibrate(cfg, [], [tiny_model], tmp_path / "data" / "images" / "val", tmp_path / "out",
-                           device="cpu")
+        label.write_text(
+            "".join(ln + "\n" for ln in label.read_text().splitlines() if not ln.startswith("0 "))
+        )
+    cfg = TTACalibrationConfig(
+        tta=TTAConfig(enabled=False),
+        raw_confidence=0.001,
+        calibration=CalibrationConfig(folds=2, min_samples_per_class=5),
+    )
+    result = run_calibrate(
+        cfg, [], [tiny_model], tmp_path / "data" / "images" / "val", tmp_path / "out", device="cpu"
+    )
     name = result.report["class_names"][0]
     assert result.report["absent_classes"] == [name]
     assert result.report["calibration"][0]["absent"] is True

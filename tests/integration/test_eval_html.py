@@ -7,10 +7,7 @@ import re
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
-
-from marauder.types import Detections
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -24,7 +21,6 @@ window.addEventListener('load', function () {
   document.body.appendChild(out);
 });
 </script>"""
-NAMES = ["lionfish", "abalone", "rockfish"]
 
 
 def chromium() -> str:
@@ -35,51 +31,16 @@ def chromium() -> str:
     pytest.skip("headless Chromium is not installed (Debian: apt-get install -y chromium; .ci/run installs it)")
 
 
-class JitteredLabels:
-    """Predicts each image's labels, jittered, plus a false alarm (images arrive in sorted order)."""
-
-    class_names = NAMES
-
-    def __init__(self, labels):
-        self.labels = list(labels)
-        self.rng = np.random.default_rng(0)
-
-    def predict(self, images):
-        out = []
-        for im in images:
-            boxes, classes = self.labels.pop(0)
-            boxes = boxes + self.rng.normal(0, 2, boxes.shape)
-            boxes = np.r_[boxes, [[5, 5, 40, 40]]]
-            classes = np.r_[classes, [0]]
-            out.append(Detections(boxes, self.rng.random(len(boxes)), classes, im.shape[:2]))
-        return out
-
-
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory):
-    import cv2
+    from test_eval_runner import JitteredLabels, build_tiny_set
 
     from marauder.evaluate import evaluate_model
 
     root = tmp_path_factory.mktemp("htmlset")
-    rng = np.random.default_rng(0)
-    labels = []
-    for split_dir in ("images/test", "labels/test"):
-        (root / split_dir).mkdir(parents=True)
-    for i in range(6):
-        image = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
-        boxes = np.array([[20, 20, 60, 70], [70, 30, 120, 90]], dtype=float)
-        classes = np.array([i % 3, (i + 1) % 3])
-        for b in boxes.astype(int):
-            cv2.rectangle(image, tuple(b[:2]), tuple(b[2:]), (0, 200, 255), -1)
-        cv2.imwrite(str(root / "images" / "test" / f"img{i}.jpg"), image)
-        rows = [f"{c} {(b[0] + b[2]) / 256:.6f} {(b[1] + b[3]) / 192:.6f} {(b[2] - b[0]) / 128:.6f} "
-                f"{(b[3] - b[1]) / 96:.6f}" for b, c in zip(boxes, classes)]
-        (root / "labels" / "test" / f"img{i}.txt").write_text("\n".join(rows) + "\n")
-        labels.append((boxes, classes))
-    (root / "dataset.yaml").write_text(f"path: {root}\nnames: {NAMES}\ntest: images/test\n")
+    yaml_path, labels = build_tiny_set(root)
     out = root / "report"
-    evaluate_model(JitteredLabels(labels), root / "dataset.yaml", critical_species=["lionfish", "abalone"],
+    evaluate_model(JitteredLabels(labels), yaml_path, critical_species=["lionfish", "abalone"],
                    bootstrap=50, operating_conf=0.5, output_dir=out)
     return out
 

@@ -170,3 +170,19 @@ def test_package_runs_in_a_venv_without_torch(exported, edge_venv, organized_sam
     assert summary["stop_reason"] == "source ended" and summary["frames"] == len(lines) == len(
         list((organized_sample / "images" / "test").glob("*.jpg")))
     assert summary["energy_wh"] > 0 and summary["backend"] == "onnx"
+
+
+def test_plan_prints_fps_and_energy_per_setting(exported, capsys):
+    from marauder.runtime.__main__ import main as edge_main
+
+    pkg = exported / "checkpoints" / "tensorrt" / "nano_deployment"
+    assert edge_main(["plan", str(pkg), "--latency-ms", "150", "--fps", "5", "3", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    measured = [r for r in rows if r["config"] == "ensemble of 1 (measured)"]
+    assert {(r["target_fps"], r["duration_s"]) for r in measured} == {(5, 30.0), (5, 20.0), (3, 30.0), (3, 20.0)}
+    assert any("yolov8m (estimate)" in r["config"] for r in rows)
+    five = next(r for r in measured if r["target_fps"] == 5 and r["duration_s"] == 30.0)
+    # 30 s at 5 fps x 150 ms: 75% busy at 10 W + 25% idle at 2 W = 8 W -> 0.0667 Wh, over 0.05
+    assert five["energy_wh"] == pytest.approx(8 * 30 / 3600, abs=1e-4) and five["within_budget"] is False
+    assert edge_main(["plan", str(pkg), "--latency-ms", "150"]) == 0
+    assert "budget 0.0500 Wh" in capsys.readouterr().out

@@ -115,3 +115,14 @@ def test_edge_pipeline_matches_python_pipeline(tiny_onnx, organized_sample, tmp_
         total += len(theirs)
         assert (theirs.scores > 0.05).all()  # calibrated, thresholded scores
     assert total > 0
+
+
+def test_load_predictor_routes_onnx_to_the_runtime(tiny_onnx, tiny_model):
+    from marauder.engines.ultralytics.models import class_names_of, load_yolo
+    from marauder.infer.onnx_predictor import OnnxPredictor
+    from marauder.infer.predictor import load_predictor
+
+    predictor = load_predictor(tiny_onnx, conf=0.001, iou=0.6)
+    assert isinstance(predictor, OnnxPredictor)
+    assert predictor.class_names == class_names_of(load_yolo(tiny_model))
+    assert predictor.predict([]) == []

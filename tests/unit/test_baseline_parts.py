@@ -110,3 +110,10 @@ def test_steepest_descent_finds_the_falling_part():
 def test_steepest_descent_needs_enough_steps():
     with pytest.raises(DataError, match="only 3 steps"):
         steepest_descent([1e-3, 1e-2, 1e-1], [1.0, 0.9, 0.8])
+
+
+def test_pick_resume_falls_back_to_the_mirrored_copy(tmp_path):
+    torn, mirror = tmp_path / "run_last.pt", tmp_path / "ckpt_last.pt"
+    torn.write_bytes(b"half")
+    mirror.write_bytes(b"whole")
+    assert pick_resume(None, [torn, mirror], lambda p: p.read_bytes() == b"whole") == mirror

@@ -41,8 +41,14 @@ def _synthetic(n_images=200, per_image=10, seed=0, distortion=overconfident_and_
     return distortion(p), labels, np.repeat(np.arange(n_images), per_image)
 
 
-@pytest.mark.parametrize(("method", "distortion"), [("temperature", overconfident), ("platt", overconfident_and_shifted),
-                                                    ("isotonic", overconfident_and_shifted)])
+@pytest.mark.parametrize(
+    ("method", "distortion"),
+    [
+        ("temperature", overconfident),
+        ("platt", overconfident_and_shifted),
+        ("isotonic", overconfident_and_shifted),
+    ],
+)
 def test_each_method_lowers_ece_of_known_miscalibration_on_held_out_images(method, distortion):
     scores, labels, images = _synthetic(distortion=distortion)
     test_scores, test_labels, _ = _synthetic(seed=1, distortion=distortion)
@@ -76,7 +82,7 @@ def test_out_of_fold_scores_never_come_from_a_fit_on_the_same_image():
     # images 0..9: label depends on the image only; a calibrator fitted on an image would memorise it
     images = np.repeat(np.arange(10), 50)
     scores = np.tile(np.linspace(0.01, 0.99, 50), 10)
-    labels = (images % 2 == 0)
+    labels = images % 2 == 0
     choice = choose_calibrator(scores, labels, images, ["isotonic"], folds=5)
     # held out, the score carries no information: no method can get below the base-rate log-loss
     assert min(choice.heldout_log_loss.values()) >= log_loss(np.full(500, 0.5), labels) - 1e-3
@@ -96,23 +102,35 @@ def test_per_class_fit_with_pooled_fallback_for_small_and_one_sided_classes():
     assert "3 detections < min_samples_per_class=5" in fit.choices[2].fallback
     assert fit.out_of_fold.shape == scores.shape
     calibrated = fit.apply(scores, class_ids)
-    np.testing.assert_allclose(calibrated[class_ids == 2], apply_calibrator(scores[class_ids == 2], fit.pooled),
-                               rtol=1e-6)
-    assert expected_calibration_error(fit.out_of_fold[class_ids == 0], labels[class_ids == 0]) < \
-        expected_calibration_error(scores[class_ids == 0], labels[class_ids == 0])
+    np.testing.assert_allclose(
+        calibrated[class_ids == 2], apply_calibrator(scores[class_ids == 2], fit.pooled), rtol=1e-6
+    )
+    assert expected_calibration_error(
+        fit.out_of_fold[class_ids == 0], labels[class_ids == 0]
+    ) < expected_calibration_error(scores[class_ids == 0], labels[class_ids == 0])
 
 
 @pytest.mark.parametrize(
     ("dets", "gt", "expected"),
     [
         # two detections on one fish: only the higher-scoring one is a true positive
-        (Detections([[0, 0, 10, 10], [1, 0, 10, 10]], [0.6, 0.9], [0, 0], (50, 50)),
-         GroundTruth([[0, 0, 10, 10]], [0], (50, 50)), [False, True]),
+        (
+            Detections([[0, 0, 10, 10], [1, 0, 10, 10]], [0.6, 0.9], [0, 0], (50, 50)),
+            GroundTruth([[0, 0, 10, 10]], [0], (50, 50)),
+            [False, True],
+        ),
         # right box, wrong class
-        (Detections([[0, 0, 10, 10]], [0.9], [1], (50, 50)), GroundTruth([[0, 0, 10, 10]], [0], (50, 50)), [False]),
+        (
+            Detections([[0, 0, 10, 10]], [0.9], [1], (50, 50)),
+            GroundTruth([[0, 0, 10, 10]], [0], (50, 50)),
+            [False],
+        ),
         # IoU exactly 0.5 counts, just below does not
-        (Detections([[0, 0, 10, 10], [20, 20, 30, 30]], [0.9, 0.8], [0, 0], (50, 50)),
-         GroundTruth([[0, 0, 10, 20], [20, 20, 30, 40.1]], [0, 0], (50, 50)), [True, False]),
+        (
+            Detections([[0, 0, 10, 10], [20, 20, 30, 30]], [0.9, 0.8], [0, 0], (50, 50)),
+            GroundTruth([[0, 0, 10, 20], [20, 20, 30, 40.1]], [0, 0], (50, 50)),
+            [True, False],
+        ),
         (Detections.empty((5, 5)), GroundTruth([[0, 0, 1, 1]], [0], (5, 5)), []),
         (Detections([[0, 0, 1, 1]], [0.5], [0], (5, 5)), GroundTruth(np.zeros((0, 4)), [], (5, 5)), [False]),
     ],
@@ -124,9 +142,11 @@ def test_label_detections(dets, gt, expected):
 def test_calibrator_file_round_trips_without_pickle(tmp_path):
     import torch
 
-    calibration = {"fish": {"method": "isotonic", "x": [0.1, 0.5, 0.9], "y": [0.0, 0.4, 1.0]},
-                   "crab": {"method": "platt", "a": 1.5, "b": -0.25},
-                   "__pooled__": {"method": "temperature", "t": 1.7}}
+    calibration = {
+        "fish": {"method": "isotonic", "x": [0.1, 0.5, 0.9], "y": [0.0, 0.4, 1.0]},
+        "crab": {"method": "platt", "a": 1.5, "b": -0.25},
+        "__pooled__": {"method": "temperature", "t": 1.7},
+    }
     path = tmp_path / "calibrator.pth"
     save_calibrator_file(path, ["fish", "crab", "eel"], calibration, {"fish": 0.3, "crab": 0.55})
     raw = torch.load(path, weights_only=True)  # plain tensors and strings only
@@ -136,7 +156,9 @@ def test_calibrator_file_round_trips_without_pickle(tmp_path):
     assert back["thresholds"]["crab"] == 0.55 and np.isnan(back["thresholds"]["eel"])
     per_class = {0: back["calibration"]["fish"], 1: back["calibration"]["crab"]}
     out = apply_per_class([0.3, 0.3, 0.3], [0, 1, 2], per_class, back["calibration"]["__pooled__"])
-    np.testing.assert_allclose(out, [apply_calibrator([0.3], calibration[k])[0] for k in ("fish", "crab", "__pooled__")])
+    np.testing.assert_allclose(
+        out, [apply_calibrator([0.3], calibration[k])[0] for k in ("fish", "crab", "__pooled__")]
+    )
 
 
 class _Fixed:
@@ -160,8 +182,11 @@ def test_fusion_weights_repeat_over_each_models_views():
     from marauder.infer.pipeline_predictor import TTAEnsemble
     from marauder.infer.tta import View
 
-    ens = TTAEnsemble([_Fixed(["fish"]), _Fixed(["fish"])], [View(), View(hflip=True)],
-                      {"method": "wbf", "weights": [3.0, 1.0]})
+    ens = TTAEnsemble(
+        [_Fixed(["fish"]), _Fixed(["fish"])],
+        [View(), View(hflip=True)],
+        {"method": "wbf", "weights": [3.0, 1.0]},
+    )
     box = Detections([[10, 10, 20, 20]], [0.8], [0], (40, 40))
     # model 0 sees the fish in both views, model 1 in neither: WBF score = 0.8 * (3+3) / (3+3+1+1)
     raw = [[[box, box], [Detections.empty((40, 40)), Detections.empty((40, 40))]]]

@@ -72,6 +72,11 @@ def test_class_ids_outside_dataset_are_errors(where, preds, gts):
         coco_metrics(preds, gts, 2)
 
 
+def test_non_finite_predictions_are_errors():
+    with pytest.raises(DataError, match="predictions of image #1 have a NaN or infinite box or score"):
+        coco_metrics([det([BOX], [0.9], [0]), det([BOX], [float("nan")], [0])], [gt([BOX], [0])] * 2, 1)
+
+
 def test_length_mismatch_is_an_error():
     with pytest.raises(DataError, match="2 predictions for 1 images"):
         coco_metrics([det([], [], []), det([], [], [])], [gt([], [])], 1)
@@ -110,7 +115,7 @@ def _random_case(seed: int, n_img: int = 40, n_cls: int = 3):
     return preds, gts
 
 
-def to_pycocotools(preds, gts, n_cls):
+def to_pycocotools(preds, gts, n_cls, max_dets=(1, 10, 100)):
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -130,6 +135,7 @@ def to_pycocotools(preds, gts, n_cls):
                            "categories": [{"id": k + 1, "name": str(k)} for k in range(n_cls)]}
         coco_gt.createIndex()
         ev = COCOeval(coco_gt, coco_gt.loadRes(results), "bbox")
+        ev.params.maxDets = list(max_dets)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
@@ -144,3 +150,22 @@ def test_equals_pycocotools_on_awkward_random_cases(seed):
     np.testing.assert_allclose(ours["stats"], ref.stats, atol=1e-12)
     np.testing.assert_allclose(ours["precision"], ref.eval["precision"], atol=1e-12)
     np.testing.assert_allclose(ours["recall"], ref.eval["recall"], atol=1e-12)
+
+
+def test_custom_max_dets_equal_pycocotools():
+    preds, gts = _random_case(5)
+    ours = coco_metrics(preds, gts, 3, max_dets=(1, 3, 5))
+    ref = to_pycocotools(preds, gts, 3, max_dets=(1, 3, 5))
+    np.testing.assert_allclose(ours["precision"], ref.eval["precision"], atol=1e-12)
+    np.testing.assert_allclose(ours["recall"], ref.eval["recall"], atol=1e-12)
+
+
+def test_an_image_with_thousands_of_labels_of_one_class():
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 2000, (5000, 2))
+    boxes = np.c_[xy, xy + 20]
+    preds = [det(boxes[:150] + 1, rng.random(150), np.zeros(150, int), (2100, 2100))]
+    gts = [gt(boxes, np.zeros(5000, int), (2100, 2100))]
+    ours = coco_metrics(preds, gts, 1)
+    ref = to_pycocotools(preds, gts, 1)
+    np.testing.assert_allclose(ours["stats"], ref.stats, atol=1e-12)

@@ -112,6 +112,14 @@ def test_groups_never_cross_splits(tmp_path, group_by, meta):
     assert {s for v in per_group.values() for s in v} == {"train", "val", "test"}
 
 
+@pytest.mark.parametrize("doc", [{"group_key": "group", "images": []}, {"group_key": "group"}, [{"x": 1}]])
+def test_automatic_grouping_without_usable_metadata_means_no_groups(tmp_path, doc):
+    src = make_source(tmp_path / "src", grouped_spec(3, 2))
+    (src / "metadata.json").write_text(json.dumps(doc))
+    result = organize(src, tmp_path / "out")
+    assert sum(c["groups"] for c in result.counts.values()) == 6  # every image its own group
+
+
 def test_identical_images_stay_in_one_split(tmp_path):
     src = make_source(tmp_path / "src", grouped_spec(6, 2))
     for g in range(1, 6):  # every group gets a byte copy of vid0_f0

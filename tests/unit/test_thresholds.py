@@ -44,7 +44,8 @@ def test_tied_scores_are_one_threshold():
 def test_objectives(objective, beta, target, threshold, precision, recall, reached):
     c = choose_threshold(S, Y, 5, objective, beta, target)
     assert (c.threshold, c.precision, c.recall, c.target_reached) == pytest.approx(
-        (threshold, precision, recall, reached))
+        (threshold, precision, recall, reached)
+    )
 
 
 def test_no_ground_truth_or_no_detections():
@@ -87,8 +88,17 @@ def test_per_class_thresholds_use_recall_for_critical_species_and_pool_for_absen
     gt = np.zeros((4, 3), int)
     gt[:, 0] = [2, 1, 1, 1]
     gt[:, 1] = [2, 1, 1, 1]
-    out = choose_class_thresholds(scores, class_ids, labels, images, gt, ["fish", "lionfish", "eel"],
-                                  critical={"lionfish"}, critical_recall=0.8, bootstrap=50)
+    out = choose_class_thresholds(
+        scores,
+        class_ids,
+        labels,
+        images,
+        gt,
+        ["fish", "lionfish", "eel"],
+        critical={"lionfish"},
+        critical_recall=0.8,
+        bootstrap=50,
+    )
     assert out[0].objective == "f1" and out[0].threshold == pytest.approx(0.7)
     assert out[1].objective == "recall" and out[1].threshold == pytest.approx(0.4) and out[1].recall == 0.8
     assert out[2].n_gt == 0 and "pooled threshold used" in out[2].note and np.isfinite(out[2].threshold)

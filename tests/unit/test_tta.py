@@ -18,8 +18,18 @@ from marauder.infer.tta import (
 )
 from marauder.types import Detections
 
-VIEWS = [View(), View(hflip=True), View(vflip=True), View(rotation=90), View(rotation=180), View(rotation=270),
-         View(hflip=True, vflip=True, rotation=90), View(scale=0.5), View(scale=1.37), View(rotation=270, scale=0.83)]
+VIEWS = [
+    View(),
+    View(hflip=True),
+    View(vflip=True),
+    View(rotation=90),
+    View(rotation=180),
+    View(rotation=270),
+    View(hflip=True, vflip=True, rotation=90),
+    View(scale=0.5),
+    View(scale=1.37),
+    View(rotation=270, scale=0.83),
+]
 
 
 @st.composite
@@ -27,11 +37,23 @@ def image_and_boxes(draw):
     h = draw(st.integers(8, 2000))
     w = draw(st.integers(8, 2000))
     n = draw(st.integers(0, 6))
-    xs = draw(st.lists(st.tuples(st.floats(0, w, allow_nan=False), st.floats(0, w, allow_nan=False)),
-                       min_size=n, max_size=n))
-    ys = draw(st.lists(st.tuples(st.floats(0, h, allow_nan=False), st.floats(0, h, allow_nan=False)),
-                       min_size=n, max_size=n))
-    boxes = np.array([[min(a), min(b), max(a), max(b)] for a, b in zip(xs, ys)], dtype=np.float64).reshape(-1, 4)
+    xs = draw(
+        st.lists(
+            st.tuples(st.floats(0, w, allow_nan=False), st.floats(0, w, allow_nan=False)),
+            min_size=n,
+            max_size=n,
+        )
+    )
+    ys = draw(
+        st.lists(
+            st.tuples(st.floats(0, h, allow_nan=False), st.floats(0, h, allow_nan=False)),
+            min_size=n,
+            max_size=n,
+        )
+    )
+    boxes = np.array([[min(a), min(b), max(a), max(b)] for a, b in zip(xs, ys)], dtype=np.float64).reshape(
+        -1, 4
+    )
     return (h, w), boxes
 
 
@@ -46,7 +68,11 @@ def test_inverse_maps_boxes_back(view, data):
     # mapped boxes stay well-formed and inside the view's image
     oh, ow = view.output_size(size)
     assert np.all(there[:, 2] >= there[:, 0] - 1e-9) and np.all(there[:, 3] >= there[:, 1] - 1e-9)
-    assert np.all(there >= -1e-9) and np.all(there[:, [0, 2]] <= ow + 1e-6) and np.all(there[:, [1, 3]] <= oh + 1e-6)
+    assert (
+        np.all(there >= -1e-9)
+        and np.all(there[:, [0, 2]] <= ow + 1e-6)
+        and np.all(there[:, [1, 3]] <= oh + 1e-6)
+    )
 
 
 @pytest.mark.parametrize("view", [v for v in VIEWS if v.scale == 1.0], ids=lambda v: v.name)
@@ -82,8 +108,11 @@ def test_rescaled_box_lands_on_the_resized_object():
     view = View(scale=0.5)
     out = transform_image(image, view)
     rows, cols = np.nonzero(out[..., 0] > 127)
-    np.testing.assert_allclose(boxes_to_view([[40, 20, 120, 60]], view, (100, 160))[0],
-                               [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], atol=1)
+    np.testing.assert_allclose(
+        boxes_to_view([[40, 20, 120, 60]], view, (100, 160))[0],
+        [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1],
+        atol=1,
+    )
 
 
 @pytest.mark.parametrize(
@@ -91,8 +120,10 @@ def test_rescaled_box_lands_on_the_resized_object():
     [
         (TTAConfig(enabled=False, hflip=True), ["identity"]),
         (TTAConfig(hflip=True), ["identity", "hflip"]),
-        (TTAConfig(hflip=True, vflip=True, rotations=[90, 270], scales=[1.0, 0.75, 1.25]),
-         ["identity", "hflip", "vflip", "rot90", "rot270", "scale0.75", "scale1.25"]),
+        (
+            TTAConfig(hflip=True, vflip=True, rotations=[90, 270], scales=[1.0, 0.75, 1.25]),
+            ["identity", "hflip", "vflip", "rot90", "rot270", "scale0.75", "scale1.25"],
+        ),
         (TTAConfig(hflip=False, rotations=[180, 180], scales=[1.0]), ["identity", "rot180"]),
     ],
 )
@@ -131,7 +162,14 @@ def test_all_views_of_all_images_go_in_one_predict_call_and_map_back():
         x1, y1, x2, y2 = box
         im[y1:y2, x1:x2] = 200
         images.append(im)
-    views = [View(), View(hflip=True), View(vflip=True), View(rotation=90), View(rotation=180), View(rotation=270)]
+    views = [
+        View(),
+        View(hflip=True),
+        View(vflip=True),
+        View(rotation=90),
+        View(rotation=180),
+        View(rotation=270),
+    ]
     predictor = _BrightBoxPredictor()
     out = predict_views(predictor, images, views)
     assert predictor.calls == [len(images) * len(views)]

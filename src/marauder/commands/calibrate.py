@@ -8,15 +8,29 @@ HELP = "fit TTA, fusion, score calibration and per-class thresholds on labelled 
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--models", nargs="+", type=Path, required=True,
-                        help="model files (.pt/.onnx/.engine) sharing one class list, e.g. the ensemble's best.pt")
-    parser.add_argument("--calibration-data", type=Path, default=None,
-                        help="labelled images: a split folder of data/organized (e.g. data/organized/val) "
-                             "or a dataset.yaml (default: data/organized/images/val)")
-    parser.add_argument("--split", default="val", choices=("train", "val", "test"),
-                        help="split to use when --calibration-data is a dataset.yaml (default: val)")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="output folder (default: checkpoints/tta_calibration)")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        type=Path,
+        required=True,
+        help="model files (.pt/.onnx/.engine) sharing one class list, e.g. the ensemble's best.pt",
+    )
+    parser.add_argument(
+        "--calibration-data",
+        type=Path,
+        default=None,
+        help="labelled images: a split folder of data/organized (e.g. data/organized/val) "
+        "or a dataset.yaml (default: data/organized/images/val)",
+    )
+    parser.add_argument(
+        "--split",
+        default="val",
+        choices=("train", "val", "test"),
+        help="split to use when --calibration-data is a dataset.yaml (default: val)",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=None, help="output folder (default: checkpoints/tta_calibration)"
+    )
     parser.add_argument("--device", default=None, help="cpu, 0, cuda:0 ... (default: general.device)")
     parser.add_argument("--batch", type=int, default=8, help="images per predict call (each with all views)")
 
@@ -32,8 +46,15 @@ def run(args, ctx) -> int:
     data = ws.path(args.calibration_data) if args.calibration_data else ws.organized_images("val")
     device = args.device or (None if cfg.general.device == "auto" else cfg.general.device)
     result = run_calibrate(
-        cfg.tta_calibration, list(cfg.critical_species.species), [ws.path(m) for m in args.models], data, out,
-        split=args.split, device=device, batch=args.batch, seed=cfg.general.seed,
+        cfg.tta_calibration,
+        list(cfg.critical_species.species),
+        [ws.path(m) for m in args.models],
+        data,
+        out,
+        split=args.split,
+        device=device,
+        batch=args.batch,
+        seed=cfg.general.seed,
     )
     save_resolved(cfg, out)
     logger.info("wrote %s, %s and report.md", result.pipeline_config, result.calibrator)

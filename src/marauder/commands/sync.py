@@ -28,7 +28,8 @@ def run(args, ctx) -> int:
     if args.remote:
         remote = Remote.parse(args.remote)
     else:
-        prefix = "/".join(p for p in (cfg.prefix.strip("/"), args.local.resolve().name) if p)
+        name = args.local.resolve().name if not args.local.is_file() else ""  # a file keeps its own name as key
+        prefix = "/".join(p for p in (cfg.prefix.strip("/"), name) if p)
         remote = Remote.parse(f"s3://{cfg.bucket}/{prefix}")
     settings = TransferSettings(multipart_threshold=cfg.multipart_threshold_mb * MB,
                                 chunk_size=cfg.multipart_chunk_mb * MB, max_concurrency=cfg.max_concurrency)

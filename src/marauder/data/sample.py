@@ -87,7 +87,7 @@ def _make_dive(number: int, rng: np.random.Generator) -> _Dive:
     top = shallow * (1 - 0.6 * depth) + deep * (0.6 * depth)
     bottom = shallow * (0.35 - 0.3 * depth) + deep * (0.65 + 0.3 * depth)
     substrate = ("sand", "rock", "reef")[number % 3]
-    return _Dive(number, depth, top, bottom, substrate, float(rng.uniform(0.05, 0.35)))
+    return _Dive(number, depth, top, bottom, substrate, float(rng.uniform(0.05, 0.3)))
 
 
 def _water(h: int, w: int, dive: _Dive, rng: np.random.Generator) -> np.ndarray:
@@ -155,7 +155,7 @@ def _caustics(img: np.ndarray, dive: _Dive, rng: np.random.Generator) -> None:
 
 
 def _haze(img: np.ndarray, dive: _Dive, rng: np.random.Generator) -> None:
-    amount = float(np.clip(dive.turbidity + rng.uniform(-0.05, 0.05), 0, 0.45))
+    amount = float(np.clip(dive.turbidity + rng.uniform(-0.05, 0.05), 0, 0.35))
     water = (dive.water_top + dive.water_bottom) / 2
     img[:] = img * (1 - amount) + water[None, None, :] * amount
 
@@ -315,7 +315,7 @@ def _occlude(img: np.ndarray, box: np.ndarray, dive: _Dive, rng: np.random.Gener
 def _object_size(w: int, h: int, rng: np.random.Generator) -> float:
     """Object length in pixels: mostly medium, a share small (down to ~8% of the short side)."""
     short = min(w, h)
-    if rng.random() < 0.25:
+    if rng.random() < 0.2:
         return float(rng.uniform(0.09, 0.16) * short)
     return float(rng.uniform(0.18, 0.42) * short)
 
@@ -348,7 +348,7 @@ def _render(size: tuple[int, int], dive: _Dive, class_ids: list[int], rng: np.ra
             if any(_iou(box, b) > 0.15 for b in boxes):
                 continue
             # Depth dims the animal a little so it sits in the scene rather than on top of it.
-            shade = 0.95 - 0.35 * dive.depth
+            shade = 0.95 - 0.25 * dive.depth
             alpha = (mask.astype(np.float32) / 255.0)[..., None]
             img[:] = img * (1 - alpha) + layer * shade * alpha
             boxes.append(box)
@@ -374,8 +374,8 @@ def _encode_jpeg(img: np.ndarray) -> bytes:
 
 
 def _dive_plan(n_images: int) -> list[int]:
-    """How many frames each dive gets: several dives so group-aware splits have something to do."""
-    n_dives = int(np.clip(n_images // 12, 3, 10)) if n_images >= 3 else max(1, n_images)
+    """Frames per dive: many short dives, so a split by dive still sees varied water in every part."""
+    n_dives = int(np.clip(n_images // 8, 3, 20)) if n_images >= 3 else max(1, n_images)
     base, extra = divmod(n_images, n_dives)
     return [base + (1 if i < extra else 0) for i in range(n_dives)]
 

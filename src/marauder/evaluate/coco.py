@@ -77,6 +77,10 @@ def _flatten(items: Sequence[Detections] | Sequence[GroundTruth], num_classes: i
         i = int(bad[0])
         raise DataError(f"{what} of image #{int(images[i])} have class id {int(classes[i])}, "
                         f"outside the dataset's {num_classes} classes (0..{num_classes - 1})")
+    finite = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
+    if not finite.all():
+        i = int(np.flatnonzero(~finite)[0])
+        raise DataError(f"{what} of image #{int(images[i])} have a NaN or infinite box or score")
     group = images * num_classes + classes
     # stable: by group, then score descending, then original order (pycocotools' mergesort)
     order = np.lexsort((-scores, group)) if has_scores else np.argsort(group, kind="stable")
@@ -132,11 +136,11 @@ def match_detections(dets: _Flat, gts: _Flat, iou_thresholds: np.ndarray,
     if both.size == 0:
         return matched, ignored, matched_gt
     nd, ng = dets.group_count[both], gts.group_count[both]
-    bucket_key = _next_pow2(nd) * 4096 + _next_pow2(ng)
+    bucket_key = (_next_pow2(nd) << 32) | _next_pow2(ng)
     for key in np.unique(bucket_key):
         sel = both[bucket_key == key]
         sel = sel[np.argsort(-dets.group_count[sel], kind="stable")]  # active groups form a prefix
-        D, G = int(key // 4096), int(key % 4096)
+        D, G = int(key >> 32), int(key & 0xFFFFFFFF)
         d_cnt, g_cnt = dets.group_count[sel], gts.group_count[sel]
         d_idx = dets.group_start[sel][:, None] + np.arange(D)[None]
         g_idx = gts.group_start[sel][:, None] + np.arange(G)[None]
@@ -188,18 +192,23 @@ def _accumulate(dets: _Flat, gts: _Flat, matched: np.ndarray, ignored: np.ndarra
     cls_sorted = dets.classes[order]
     bounds = np.searchsorted(cls_sorted, np.arange(num_classes + 1))
     eps = np.spacing(1)
+    # gather once so each class is a contiguous slice below
+    matched_sorted, ignored_sorted = matched[:, :, order], ignored[:, :, order]
+    rank_sorted, score_sorted = dets.rank[order], dets.scores[order]
     for k in range(num_classes):
-        idx = order[bounds[k]:bounds[k + 1]]
-        rank_k, score_k = dets.rank[idx], dets.scores[idx]
+        lo_k, hi_k = bounds[k], bounds[k + 1]
+        rank_k, score_k = rank_sorted[lo_k:hi_k], score_sorted[lo_k:hi_k]
         for a in range(n_a):
             npig = int(npig_all[a, k])
             if npig == 0:
                 continue
-            m_k, ig_k = matched[a][:, idx], ignored[a][:, idx]  # (T, n)
+            m_k, ig_k = matched_sorted[a, :, lo_k:hi_k], ignored_sorted[a, :, lo_k:hi_k]  # (T, n)
             for mi, max_det in enumerate(max_dets):
-                keep = rank_k < max_det
-                dtm, dtig = m_k[:, keep], ig_k[:, keep]
-                sc = score_k[keep]
+                if max_det >= max(max_dets):  # everything kept already (truncated in _flatten)
+                    dtm, dtig, sc = m_k, ig_k, score_k
+                else:
+                    keep = rank_k < max_det
+                    dtm, dtig, sc = m_k[:, keep], ig_k[:, keep], score_k[keep]
                 nd = sc.size
                 tps = dtm & ~dtig
                 fps = ~dtm & ~dtig

@@ -161,6 +161,11 @@ class EvaluationReport:
             parts.append(f"<figure><figcaption><h2>{title}</h2></figcaption>"
                          f"<img class='plot' id='plot-{esc(key)}' alt='{title}' "
                          f"src='data:image/png;base64,{data}'></figure>")
+            records = self.details.get(key)
+            if key.startswith("worst_") and records:  # which files to open, in the grid's order
+                parts.append(table(["image", "class", "score", "box (x1, y1, x2, y2)"],
+                                   [[r["image"], r["class_name"], _fmt(r["score"], 3),
+                                     ", ".join(f"{v:.0f}" for v in r["box"])] for r in records]))
         parts.append("</body></html>")
         return "\n".join(parts) + "\n"
 

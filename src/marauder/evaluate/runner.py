@@ -125,14 +125,7 @@ def evaluate_model(model, dataset_yaml, *, split: str = "test", imgsz: int | Non
     predictor, model_label = load_model(model, imgsz=imgsz, conf=conf, iou=iou, batch=batch,
                                          device=device)
     index_map = class_index_map(list(predictor.class_names), names, class_map)
-    own = getattr(predictor, "thresholds", None)
-    # a predictor's thresholds are indexed by *its* class ids; carry them over to the dataset's
-    if own is not None and not isinstance(own, dict):
-        own_arr = np.asarray(own, dtype=np.float64).reshape(-1)
-        own = {predictor.class_names[i]: float(v) for i, v in enumerate(own_arr) if i < len(predictor.class_names)}
-        if class_map:
-            own = {(class_map.get(k, k) if k in class_map else k): v for k, v in own.items()}
-    thresholds = resolve_thresholds(nc, operating_conf, own, names)
+    thresholds = resolve_thresholds(nc, operating_conf, _predictor_thresholds(predictor, class_map), names)
     critical = []
     for species in critical_species:
         if species in names:
@@ -206,9 +199,10 @@ def evaluate_model(model, dataset_yaml, *, split: str = "test", imgsz: int | Non
         "recall_thresholds": coco["recall_thresholds"].tolist(),
         "worst_false_negatives": [e.to_record() for e in worst.false_negatives],
         "worst_false_positives": [e.to_record() for e in worst.false_positives],
-        "timing": {"predict_seconds": total_s, "batches": len(batch_seconds), "batch": batch},
+        "timing": _timing(batch_seconds, [len(c) for c in chunks], batch),
     }
-    meta = {"model": model_label, "dataset": str(spec.yaml_path), "split": split, "imgsz": imgsz, "conf": conf,
+    used_imgsz = imgsz if imgsz is not None else getattr(predictor, "imgsz", None)
+    meta = {"model": model_label, "dataset": str(spec.yaml_path), "split": split, "imgsz": used_imgsz, "conf": conf,
             "iou": iou, "batch": batch, "operating_conf": operating_conf, "bootstrap": bootstrap,
             "critical_species": [names[k] for k in critical], "model_class_names": list(predictor.class_names),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -219,6 +213,29 @@ def evaluate_model(model, dataset_yaml, *, split: str = "test", imgsz: int | Non
     if output_dir is not None:
         report.write(output_dir)
     return report
+
+
+def _timing(batch_seconds: list[float], batch_sizes: list[int], batch: int) -> dict:
+    """Model time: total, and per image within each batch (median / 95th percentile / max)."""
+    per_image_ms = 1000.0 * np.asarray(batch_seconds) / np.maximum(np.asarray(batch_sizes[:len(batch_seconds)]), 1)
+    pct = (lambda q: float(np.percentile(per_image_ms, q))) if per_image_ms.size else (lambda q: None)
+    return {"predict_seconds": float(sum(batch_seconds)), "batches": len(batch_seconds), "batch": batch,
+            "ms_per_image_p50": pct(50), "ms_per_image_p95": pct(95), "ms_per_image_max": pct(100),
+            "first_batch_ms_per_image": float(per_image_ms[0]) if per_image_ms.size else None}
+
+
+def _predictor_thresholds(predictor, class_map: dict | None) -> dict[str, float] | None:
+    """A predictor's own per-class thresholds (array by its class id, or {name: value}) keyed by
+    dataset class name, or None when it has none."""
+    own = getattr(predictor, "thresholds", None)
+    if own is None:
+        return None
+    if not isinstance(own, dict):
+        values = np.asarray(own, dtype=np.float64).reshape(-1)
+        own = {name: float(v) for name, v in zip(predictor.class_names, values)}
+    if class_map:
+        own = {(class_map[k] if k in class_map else k): v for k, v in own.items()}
+    return {k: float(v) for k, v in own.items() if k is not None}
 
 
 def _figures(coco: dict, cm: np.ndarray, curve: dict, worst: WorstCases, names: list[str]) -> dict[str, bytes]:

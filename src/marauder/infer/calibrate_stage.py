@@ -34,6 +34,7 @@ from .thresholds import choose_class_thresholds
 from .tta import views_from_config
 
 log = get_logger("calibrate")
+ECE_BINS = 15
 
 
 # -- calibration data --------------------------------------------------------------------------------
@@ -70,8 +71,9 @@ def resolve_calibration_data(path: str | Path, split: str = "val") -> LabelledIm
         elif folder.is_dir() and (folder / "images").is_dir():
             folder = folder / "images"
         if not folder.is_dir():
-            raise DataError("calibration data not found (expected a dataset.yaml or a folder of images)",
-                            file=str(path))
+            raise DataError(
+                "calibration data not found (expected a dataset.yaml or a folder of images)", file=str(path)
+            )
         images = list_images(folder, recursive=True)
         yml = _find_dataset_yaml(folder)
         if yml is not None:
@@ -84,8 +86,11 @@ def resolve_calibration_data(path: str | Path, split: str = "val") -> LabelledIm
         beside = image.with_suffix(".txt")
         labels.append(candidate if candidate.is_file() or not beside.is_file() else beside)
     if not any(p.is_file() for p in labels):
-        raise DataError(f"calibration data has no labels: none of the {len(images)} images has a label file "
-                        f"(looked for e.g. {labels[0]}); calibration needs labelled images", file=str(path))
+        raise DataError(
+            f"calibration data has no labels: none of the {len(images)} images has a label file "
+            f"(looked for e.g. {labels[0]}); calibration needs labelled images",
+            file=str(path),
+        )
     return LabelledImages(images, labels, names, path)
 
 
@@ -106,9 +111,18 @@ class CalibrateResult:
     report: dict
 
 
-def run_calibrate(cfg, critical_species: list[str], models: list[str | Path], calibration_data: str | Path,
-                  output_dir: str | Path, *, split: str = "val", device: str | None = None, batch: int = 8,
-                  seed: int = 0) -> CalibrateResult:
+def run_calibrate(
+    cfg,
+    critical_species: list[str],
+    models: list[str | Path],
+    calibration_data: str | Path,
+    output_dir: str | Path,
+    *,
+    split: str = "val",
+    device: str | None = None,
+    batch: int = 8,
+    seed: int = 0,
+) -> CalibrateResult:
     """Fit TTA + fusion + calibration + thresholds for `models` on labelled `calibration_data`.
 
     Args:
@@ -126,49 +140,59 @@ def run_calibrate(cfg, critical_species: list[str], models: list[str | Path], ca
         if not m.exists():
             raise MarauderError("model file not found", file=str(m))
     if cfg.fusion.weights is not None and len(cfg.fusion.weights) != len(models):
-        raise MarauderError(f"tta_calibration.fusion.weights has {len(cfg.fusion.weights)} entries for "
-                            f"{len(models)} models")
+        raise MarauderError(
+            f"tta_calibration.fusion.weights has {len(cfg.fusion.weights)} entries for {len(models)} models"
+        )
     data = resolve_calibration_data(calibration_data, split)
 
-    members = [load_member(m, imgsz=cfg.imgsz or 640, conf=cfg.raw_confidence, device=device, batch=batch)
-               for m in models]
+    members = [
+        load_member(m, imgsz=cfg.imgsz or 640, conf=cfg.raw_confidence, device=device, batch=batch)
+        for m in models
+    ]
     imgsz = int(cfg.imgsz or _trained_imgsz(members[0]))
-    for member in members:
-        if hasattr(member, "imgsz"):
+    for path, member in zip(models, members):
+        if path.suffix.lower() == ".pt" and hasattr(member, "imgsz"):  # exported models keep their own size
             member.imgsz = imgsz
     names = _model_names(models)
     views = views_from_config(cfg.tta)
     ensemble = TTAEnsemble(members, views, fusion_kwargs(cfg.fusion), names)
     class_names = ensemble.class_names
     if data.class_names is not None and list(data.class_names) != class_names:
-        raise DataError(f"the calibration data's classes {data.class_names} differ from the models' "
-                        f"{class_names}", file=str(data.source))
+        raise DataError(
+            f"the calibration data's classes {data.class_names} differ from the models' {class_names}",
+            file=str(data.source),
+        )
     nc = len(class_names)
     unknown_critical = sorted(set(critical_species) - set(class_names))
     if unknown_critical:
-        log.warning("critical species %s are not classes of the models (%s); ignored", unknown_critical,
-                    class_names)
+        log.warning(
+            "critical species %s are not classes of the models (%s); ignored", unknown_critical, class_names
+        )
 
     import cv2
 
     gts: list[GroundTruth] = []
     raw: list = []
     chunk = max(1, batch)
-    for start in progress(range(0, len(data.images), chunk), "calibrate: predict",
-                          total=math.ceil(len(data.images) / chunk)):
-        paths = data.images[start:start + chunk]
+    for start in progress(
+        range(0, len(data.images), chunk), "calibrate: predict", total=math.ceil(len(data.images) / chunk)
+    ):
+        paths = data.images[start : start + chunk]
         images = []
         for p in paths:
             img = cv2.imread(str(p), cv2.IMREAD_COLOR)
             if img is None:
                 raise DataError("cannot read image", file=str(p))
             images.append(img)
-        for p, lbl, img in zip(paths, data.labels[start:start + chunk], images):
+        for p, lbl, img in zip(paths, data.labels[start : start + chunk], images):
             gts.append(read_ground_truth(p, lbl, num_classes=nc, size=img.shape[:2]))
         raw.extend(ensemble.predict_raw(images))
     if sum(len(g) for g in gts) == 0:
-        raise DataError(f"the calibration data's {len(gts)} label files hold no boxes; calibration needs "
-                        "labelled objects", file=str(data.source))
+        raise DataError(
+            f"the calibration data's {len(gts)} label files hold no boxes; calibration needs "
+            "labelled objects",
+            file=str(data.source),
+        )
 
     identity = [v for v, view in enumerate(views) if view.is_identity]
     no_tta = ensemble.fuse_raw(raw, views=identity)
@@ -179,34 +203,79 @@ def run_calibrate(cfg, critical_species: list[str], models: list[str | Path], ca
     c = cfg.calibration
     scored = ScoredDetections.build(fused, gts, nc, c.iou_threshold)
     if len(scored.scores) == 0:
-        log.warning("the models made no detection at or above raw_confidence=%g on %d calibration images: "
-                    "nothing to calibrate, identity calibrators written", cfg.raw_confidence, len(gts))
+        log.warning(
+            "the models made no detection at or above raw_confidence=%g on %d calibration images: "
+            "nothing to calibrate, identity calibrators written",
+            cfg.raw_confidence,
+            len(gts),
+        )
     fit = fit_per_class(scored, nc, c.methods, c.folds, c.min_samples_per_class)
     calibrated = fit.apply(scored.scores, scored.class_ids)
     t = cfg.thresholds
     choices = choose_class_thresholds(
-        calibrated, scored.class_ids, scored.labels, scored.image_ids, scored.gt_counts, class_names,
-        objective=t.objective, beta=t.beta, critical=set(critical_species), critical_recall=t.critical_recall,
-        bootstrap=t.bootstrap, seed=seed)
+        calibrated,
+        scored.class_ids,
+        scored.labels,
+        scored.image_ids,
+        scored.gt_counts,
+        class_names,
+        objective=t.objective,
+        beta=t.beta,
+        critical=set(critical_species),
+        critical_recall=t.critical_recall,
+        bootstrap=t.bootstrap,
+        seed=seed,
+    )
 
     gt_per_class = scored.gt_counts.sum(axis=0)
     absent = [class_names[k] for k in range(nc) if gt_per_class[k] == 0]
     for name in absent:
-        log.warning("class '%s' has no ground-truth boxes in %s: it gets the pooled calibrator and the pooled "
-                    "threshold, and its numbers in the report are not measured", name, data.source)
-    report = _build_report(class_names, models, views, data, no_tta, with_tta, single, gts, scored, fit, choices,
-                           absent, set(critical_species), cfg)
+        log.warning(
+            "class '%s' has no ground-truth boxes in %s: it gets the pooled calibrator and the pooled "
+            "threshold, and its numbers in the report are not measured",
+            name,
+            data.source,
+        )
+    report = _build_report(
+        class_names,
+        models,
+        views,
+        data,
+        no_tta,
+        with_tta,
+        single,
+        gts,
+        scored,
+        fit,
+        choices,
+        absent,
+        set(critical_species),
+        cfg,
+    )
 
     calibration = {class_names[k]: _rounded(p) for k, p in fit.per_class.items()}
     calibration[POOLED] = _rounded(fit.pooled)
-    thresholds = {class_names[k]: _floor6(ch.threshold) for k, ch in choices.items() if math.isfinite(ch.threshold)}
+    thresholds = {
+        class_names[k]: _floor6(ch.threshold) for k, ch in choices.items() if math.isfinite(ch.threshold)
+    }
     output_dir = Path(output_dir)
     spec = PipelineSpec(
-        class_names=class_names, imgsz=imgsz,
-        models=[ModelEntry(name=n, path=os.path.relpath(m.resolve(), output_dir.resolve()),
-                           confidence_threshold=cfg.raw_confidence) for n, m in zip(names, models)],
-        tta=cfg.tta, fusion=cfg.fusion, raw_confidence=cfg.raw_confidence, calibrator="calibrator.pth",
-        calibration=calibration, thresholds=thresholds,
+        class_names=class_names,
+        imgsz=imgsz,
+        models=[
+            ModelEntry(
+                name=n,
+                path=os.path.relpath(m.resolve(), output_dir.resolve()),
+                confidence_threshold=cfg.raw_confidence,
+            )
+            for n, m in zip(names, models)
+        ],
+        tta=cfg.tta,
+        fusion=cfg.fusion,
+        raw_confidence=cfg.raw_confidence,
+        calibrator="calibrator.pth",
+        calibration=calibration,
+        thresholds=thresholds,
         critical_species=[s for s in critical_species if s in class_names],
     )
     from ..fsio import atomic_directory, atomic_write_json, atomic_write_text
@@ -219,20 +288,26 @@ def run_calibrate(cfg, critical_species: list[str], models: list[str | Path], ca
         atomic_write_text(tmp / "report.md", _report_markdown(report))
         _reliability_diagram(tmp / "reliability_diagram.png", scored, fit.out_of_fold)
     log.info("calibrate: %s; wrote %s", summary_line(report), output_dir)
-    return CalibrateResult(output_dir, output_dir / "pipeline_config.yaml", output_dir / "calibrator.pth", report)
+    return CalibrateResult(
+        output_dir, output_dir / "pipeline_config.yaml", output_dir / "calibrator.pth", report
+    )
 
 
 def summary_line(report: dict) -> str:
     m, e = report["map"], report["ece"]
-    return (f"mAP50-95 {_fmt(m['ensemble']['mAP50-95'])} without TTA, {_fmt(m['ensemble_tta']['mAP50-95'])} with "
-            f"TTA; ECE {_fmt(e['before'])} -> {_fmt(e['after'])} (held out)")
+    return (
+        f"mAP50-95 {_fmt(m['ensemble']['mAP50-95'])} without TTA, {_fmt(m['ensemble_tta']['mAP50-95'])} with "
+        f"TTA; ECE {_fmt(e['before'])} -> {_fmt(e['after'])} (held out)"
+    )
 
 
 def _model_names(models: list[Path]) -> list[str]:
     """Readable, unique names: the run folder (ensemble/<variant>/best.pt -> variant), else the stem."""
     names = []
     for m in models:
-        folder = m.parent.parent if m.parent.name == "weights" else m.parent  # Ultralytics' run/weights/best.pt
+        folder = (
+            m.parent.parent if m.parent.name == "weights" else m.parent
+        )  # Ultralytics' run/weights/best.pt
         base = folder.name if m.stem in ("best", "last") and folder.name else m.stem
         name, k = base, 2
         while name in names:
@@ -279,10 +354,12 @@ _FlowListDumper.add_representer(list, _flow_lists)
 
 
 def _spec_yaml(spec: PipelineSpec) -> str:
-    header = ("# Written by `marauder calibrate`. Models -> TTA views -> fusion -> per-class calibration\n"
-              "# -> per-class thresholds. Paths are relative to this file. Unknown keys are errors.\n"
-              "# calibration: class -> {method: identity|temperature|platt|isotonic, ...}; classes not\n"
-              "# listed use '__pooled__'. thresholds: class -> operating threshold on the calibrated score.\n")
+    header = (
+        "# Written by `marauder calibrate`. Models -> TTA views -> fusion -> per-class calibration\n"
+        "# -> per-class thresholds. Paths are relative to this file. Unknown keys are errors.\n"
+        "# calibration: class -> {method: identity|temperature|platt|isotonic, ...}; classes not\n"
+        "# listed use '__pooled__'. thresholds: class -> operating threshold on the calibrated score.\n"
+    )
     body = yaml.dump(spec.model_dump(mode="json"), Dumper=_FlowListDumper, sort_keys=False, width=110)
     return header + body
 
@@ -292,45 +369,82 @@ def _map_summary(preds, gts, nc: int) -> dict:
     from ..evaluate.coco import coco_metrics
 
     m = coco_metrics(preds, gts, nc)
-    return {"mAP50-95": round(m["mAP50-95"], 4), "mAP50": round(m["mAP50"], 4),
-            "ap_per_class": [None if not math.isfinite(v) else round(v, 4) for v in m["ap_per_class"]]}
+    return {
+        "mAP50-95": round(m["mAP50-95"], 4),
+        "mAP50": round(m["mAP50"], 4),
+        "ap_per_class": [None if not math.isfinite(v) else round(v, 4) for v in m["ap_per_class"]],
+    }
 
 
 def _num(v) -> float | None:
     return None if v is None or not math.isfinite(float(v)) else round(float(v), 4)
 
 
-def _build_report(class_names, models, views, data, no_tta, with_tta, single, gts, scored, fit, choices, absent,
-                  critical, cfg) -> dict:
+def _build_report(
+    class_names,
+    models,
+    views,
+    data,
+    no_tta,
+    with_tta,
+    single,
+    gts,
+    scored,
+    fit,
+    choices,
+    absent,
+    critical,
+    cfg,
+) -> dict:
     nc = len(class_names)
     oof = fit.out_of_fold
     rows_cal, rows_thr = [], []
     for k, name in enumerate(class_names):
         m = scored.class_ids == k
         ch = fit.choices[k]
-        rows_cal.append({
-            "class": name, "detections": int(m.sum()), "true_positives": int(scored.labels[m].sum()),
-            "gt_boxes": int(scored.gt_counts[:, k].sum()),
-            "method": "pooled:" + fit.pooled["method"] if ch.fallback else ch.method,
-            "fallback": ch.fallback, "absent": name in absent,
-            "heldout_log_loss": {k2: _num(v) for k2, v in ch.heldout_log_loss.items()},
-            "ece_before": _num(expected_calibration_error(scored.scores[m], scored.labels[m])) if m.any() else None,
-            "ece_after": _num(expected_calibration_error(oof[m], scored.labels[m])) if m.any() else None,
-        })
+        rows_cal.append(
+            {
+                "class": name,
+                "detections": int(m.sum()),
+                "true_positives": int(scored.labels[m].sum()),
+                "gt_boxes": int(scored.gt_counts[:, k].sum()),
+                "method": "pooled:" + fit.pooled["method"] if ch.fallback else ch.method,
+                "fallback": ch.fallback,
+                "absent": name in absent,
+                "heldout_log_loss": {k2: _num(v) for k2, v in ch.heldout_log_loss.items()},
+                "ece_before": _num(expected_calibration_error(scored.scores[m], scored.labels[m]))
+                if m.any()
+                else None,
+                "ece_after": _num(expected_calibration_error(oof[m], scored.labels[m])) if m.any() else None,
+            }
+        )
         rows_thr.append({"class": name, "critical": name in critical, **choices[k].as_dict()})
     pooled = fit.pooled_choice
     return {
-        "models": [str(m) for m in models], "views": [v.name for v in views],
-        "calibration_data": str(data.source), "images": len(gts), "gt_boxes": int(scored.gt_counts.sum()),
-        "detections": int(len(scored.scores)), "class_names": class_names,
-        "map": {"single_model": _map_summary(single, gts, nc), "ensemble": _map_summary(no_tta, gts, nc),
-                "ensemble_tta": _map_summary(with_tta, gts, nc)},
-        "ece": {"before": _num(expected_calibration_error(scored.scores, scored.labels)),
-                "after": _num(expected_calibration_error(oof, scored.labels)),
-                "note": f"held-out: {cfg.calibration.folds}-fold cross-validation over images"},
-        "pooled_calibrator": {"method": fit.pooled["method"],
-                              "heldout_log_loss": {k: _num(v) for k, v in pooled.heldout_log_loss.items()}},
-        "calibration": rows_cal, "thresholds": rows_thr, "absent_classes": absent,
+        "models": [str(m) for m in models],
+        "views": [v.name for v in views],
+        "calibration_data": str(data.source),
+        "images": len(gts),
+        "gt_boxes": int(scored.gt_counts.sum()),
+        "detections": int(len(scored.scores)),
+        "class_names": class_names,
+        "map": {
+            "single_model": _map_summary(single, gts, nc),
+            "ensemble": _map_summary(no_tta, gts, nc),
+            "ensemble_tta": _map_summary(with_tta, gts, nc),
+        },
+        "ece": {
+            "before": _num(expected_calibration_error(scored.scores, scored.labels)),
+            "after": _num(expected_calibration_error(oof, scored.labels)),
+            "note": f"held-out: {cfg.calibration.folds}-fold cross-validation over images",
+        },
+        "pooled_calibrator": {
+            "method": fit.pooled["method"],
+            "heldout_log_loss": {k: _num(v) for k, v in pooled.heldout_log_loss.items()},
+        },
+        "calibration": rows_cal,
+        "thresholds": rows_thr,
+        "absent_classes": absent,
     }
 
 
@@ -341,29 +455,42 @@ def _fmt(v) -> str:
 def _report_markdown(r: dict) -> str:
     mp = r["map"]
     lines = [
-        "# TTA and calibration report", "",
+        "# TTA and calibration report",
+        "",
         f"Calibration data: `{r['calibration_data']}` ({r['images']} images, {r['gt_boxes']} boxes, "
-        f"{r['detections']} fused detections). Views: {', '.join(r['views'])}.", "",
-        "| predictions | mAP50-95 | mAP50 |", "|---|---|---|",
-        f"| first model, no TTA | {_fmt(mp['single_model']['mAP50-95'])} | {_fmt(mp['single_model']['mAP50'])} |",
+        f"{r['detections']} fused detections). Views: {', '.join(r['views'])}.",
+        "",
+        "| predictions | mAP50-95 | mAP50 |",
+        "|---|---|---|",
+        f"| first model, no TTA | {_fmt(mp['single_model']['mAP50-95'])} "
+        f"| {_fmt(mp['single_model']['mAP50'])} |",
         f"| ensemble, no TTA | {_fmt(mp['ensemble']['mAP50-95'])} | {_fmt(mp['ensemble']['mAP50'])} |",
-        f"| ensemble + TTA | {_fmt(mp['ensemble_tta']['mAP50-95'])} | {_fmt(mp['ensemble_tta']['mAP50'])} |", "",
+        f"| ensemble + TTA | {_fmt(mp['ensemble_tta']['mAP50-95'])} | {_fmt(mp['ensemble_tta']['mAP50'])} |",
+        "",
         f"Expected calibration error ({r['ece']['note']}): before {_fmt(r['ece']['before'])}, "
-        f"after {_fmt(r['ece']['after'])}. Pooled calibrator: {r['pooled_calibrator']['method']}.", "",
+        f"after {_fmt(r['ece']['after'])}. Pooled calibrator: {r['pooled_calibrator']['method']}.",
+        "",
         "| class | detections | TP | GT | calibrator | ECE before | ECE after | note |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for c in r["calibration"]:
         note = "absent from calibration data" if c["absent"] else (c["fallback"] or "")
-        lines.append(f"| {c['class']} | {c['detections']} | {c['true_positives']} | {c['gt_boxes']} | {c['method']} "
-                     f"| {_fmt(c['ece_before'])} | {_fmt(c['ece_after'])} | {note} |")
-    lines += ["", "| class | objective | threshold | precision (95% CI) | recall (95% CI) | note |",
-              "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {c['class']} | {c['detections']} | {c['true_positives']} | {c['gt_boxes']} | {c['method']} "
+            f"| {_fmt(c['ece_before'])} | {_fmt(c['ece_after'])} | {note} |"
+        )
+    lines += [
+        "",
+        "| class | objective | threshold | precision (95% CI) | recall (95% CI) | note |",
+        "|---|---|---|---|---|---|",
+    ]
     for t in r["thresholds"]:
         ci = lambda v, lo_hi: f"{_fmt(v)} [{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]"  # noqa: E731
         obj = t["objective"] + (" (critical)" if t["critical"] else "")
-        lines.append(f"| {t['class']} | {obj} | {_fmt(t['threshold'])} | {ci(t['precision'], t['precision_ci'])} "
-                     f"| {ci(t['recall'], t['recall_ci'])} | {t['note']} |")
+        lines.append(
+            f"| {t['class']} | {obj} | {_fmt(t['threshold'])} | {ci(t['precision'], t['precision_ci'])} "
+            f"| {ci(t['recall'], t['recall_ci'])} | {t['note']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -378,15 +505,26 @@ def _reliability_diagram(path: Path, scored: ScoredDetections, calibrated_oof: n
     from ..fsio import atomic_write_bytes
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
-    for ax, scores, title in ((axes[0], scored.scores, "raw fused score"),
-                              (axes[1], calibrated_oof, "calibrated (held out)")):
-        b = reliability_bins(scores, scored.labels, 10)
+    for ax, scores, title in (
+        (axes[0], scored.scores, "raw fused score"),
+        (axes[1], calibrated_oof, "calibrated (held out)"),
+    ):
+        b = reliability_bins(scores, scored.labels, ECE_BINS)
         centers = (b["edges"][:-1] + b["edges"][1:]) / 2
         ok = b["count"] > 0
-        ax.bar(centers[ok], b["accuracy"][ok], width=0.09, alpha=0.7, label="fraction true positive")
+        ax.bar(
+            centers[ok], b["accuracy"][ok], width=0.9 / ECE_BINS, alpha=0.7, label="fraction true positive"
+        )
         ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
-        ax.plot(b["confidence"][ok], b["accuracy"][ok], "o-", color="C3", ms=3, label="mean score per bin")
-        ece = expected_calibration_error(scores, scored.labels)
+        ax.plot(
+            b["confidence"][ok],
+            b["accuracy"][ok],
+            "o-",
+            color="C3",
+            ms=3,
+            label="(mean score, fraction TP) per bin",
+        )
+        ece = expected_calibration_error(scores, scored.labels, ECE_BINS)
         ax.set_title(f"{title}\nECE {ece:.4f}")
         ax.set_xlabel("score")
         ax.set_xlim(0, 1)

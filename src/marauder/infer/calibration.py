@@ -55,8 +55,13 @@ class ScoredDetections:
     gt_counts: np.ndarray  # (num_images, num_classes) ground-truth boxes per image and class
 
     @classmethod
-    def build(cls, detections: Sequence[Detections], ground_truths: Sequence[GroundTruth], num_classes: int,
-              iou_threshold: float = 0.5) -> ScoredDetections:
+    def build(
+        cls,
+        detections: Sequence[Detections],
+        ground_truths: Sequence[GroundTruth],
+        num_classes: int,
+        iou_threshold: float = 0.5,
+    ) -> ScoredDetections:
         scores, classes, labels, images = [], [], [], []
         gt_counts = np.zeros((len(ground_truths), num_classes), dtype=np.int64)
         for i, (dets, gt) in enumerate(zip(detections, ground_truths)):
@@ -67,13 +72,19 @@ class ScoredDetections:
             valid = gt.class_ids[(gt.class_ids >= 0) & (gt.class_ids < num_classes)]
             gt_counts[i] = np.bincount(valid, minlength=num_classes)[:num_classes]
         cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
-        return cls(cat(scores, np.float64), cat(classes, np.int64), cat(labels, bool), cat(images, np.int64),
-                   gt_counts)
+        return cls(
+            cat(scores, np.float64),
+            cat(classes, np.int64),
+            cat(labels, bool),
+            cat(images, np.int64),
+            gt_counts,
+        )
 
     def of_class(self, class_id: int) -> ScoredDetections:
         m = self.class_ids == class_id
-        return ScoredDetections(self.scores[m], self.class_ids[m], self.labels[m], self.image_ids[m],
-                                self.gt_counts)
+        return ScoredDetections(
+            self.scores[m], self.class_ids[m], self.labels[m], self.image_ids[m], self.gt_counts
+        )
 
 
 # -- metrics -----------------------------------------------------------------------------------------
@@ -94,9 +105,12 @@ def reliability_bins(probabilities, labels, n_bins: int = 15) -> dict:
     conf = np.bincount(idx, weights=p, minlength=n_bins)
     acc = np.bincount(idx, weights=y, minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {"edges": np.linspace(0, 1, n_bins + 1), "count": count,
-                "confidence": np.where(count > 0, conf / np.maximum(count, 1), np.nan),
-                "accuracy": np.where(count > 0, acc / np.maximum(count, 1), np.nan)}
+        return {
+            "edges": np.linspace(0, 1, n_bins + 1),
+            "count": count,
+            "confidence": np.where(count > 0, conf / np.maximum(count, 1), np.nan),
+            "accuracy": np.where(count > 0, acc / np.maximum(count, 1), np.nan),
+        }
 
 
 def expected_calibration_error(probabilities, labels, n_bins: int = 15) -> float:
@@ -144,8 +158,11 @@ def fit_isotonic(scores, labels) -> dict:
 
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True)
     iso.fit(np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.float64))
-    return {"method": "isotonic", "x": [float(v) for v in iso.X_thresholds_],
-            "y": [float(v) for v in iso.y_thresholds_]}
+    return {
+        "method": "isotonic",
+        "x": [float(v) for v in iso.X_thresholds_],
+        "y": [float(v) for v in iso.y_thresholds_],
+    }
 
 
 FITTERS = {"temperature": fit_temperature, "platt": fit_platt, "isotonic": fit_isotonic}
@@ -233,9 +250,10 @@ class CalibrationFit:
         return apply_per_class(scores, class_ids, self.per_class, self.pooled)
 
 
-def fit_per_class(data: ScoredDetections, num_classes: int, methods: Sequence[str], folds: int = 5,
-                  min_samples: int = 30) -> CalibrationFit:
-    """Choose a calibrator per class; a class with < min_samples detections or one outcome gets the pooled one."""
+def fit_per_class(
+    data: ScoredDetections, num_classes: int, methods: Sequence[str], folds: int = 5, min_samples: int = 30
+) -> CalibrationFit:
+    """Choose a calibrator per class; with < min_samples detections or one outcome, the pooled one."""
     pooled = choose_calibrator(data.scores, data.labels, data.image_ids, methods, folds)
     fit = CalibrationFit({}, pooled.params, pooled_choice=pooled)
     oof = pooled.out_of_fold.copy()
@@ -263,8 +281,9 @@ def fit_per_class(data: ScoredDetections, num_classes: int, methods: Sequence[st
 
 
 # -- calibrator.pth ----------------------------------------------------------------------------------
-def save_calibrator_file(path, class_names: list[str], calibration: dict[str, dict],
-                         thresholds: dict[str, float]) -> None:
+def save_calibrator_file(
+    path, class_names: list[str], calibration: dict[str, dict], thresholds: dict[str, float]
+) -> None:
     """calibrator.pth: strings, numbers and tensors only, so `torch.load(weights_only=True)` reads it."""
     import io
 
@@ -276,10 +295,12 @@ def save_calibrator_file(path, class_names: list[str], calibration: dict[str, di
         return {k: v if k == "method" else torch.tensor(v, dtype=torch.float64) for k, v in params.items()}
 
     payload = {
-        "version": 1, "class_names": list(class_names),
+        "version": 1,
+        "class_names": list(class_names),
         "calibration": {name: tensors(p) for name, p in calibration.items()},
-        "thresholds": torch.tensor([float(thresholds.get(n, float("nan"))) for n in class_names],
-                                   dtype=torch.float64),
+        "thresholds": torch.tensor(
+            [float(thresholds.get(n, float("nan"))) for n in class_names], dtype=torch.float64
+        ),
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
@@ -298,6 +319,8 @@ def load_calibrator_file(path) -> dict:
             out[k] = v if k == "method" else (v.item() if v.ndim == 0 else v.tolist())
         return out
 
-    return {"class_names": list(raw["class_names"]),
-            "calibration": {n: plain(p) for n, p in raw["calibration"].items()},
-            "thresholds": dict(zip(raw["class_names"], raw["thresholds"].tolist()))}
+    return {
+        "class_names": list(raw["class_names"]),
+        "calibration": {n: plain(p) for n, p in raw["calibration"].items()},
+        "thresholds": dict(zip(raw["class_names"], raw["thresholds"].tolist())),
+    }

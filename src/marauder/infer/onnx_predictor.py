@@ -23,10 +23,7 @@ class _RuntimePredictor:
                  class_names: list[str] | None = None, imgsz: int | None = None, **_ignored):
         self.detector = Detector(backend, conf=conf, iou=iou, max_det=max_det, class_names=class_names)
         self.class_names = self.detector.class_names
-        if imgsz is not None and tuple(backend.input_hw) != (int(imgsz), int(imgsz)):
-            # a static export has one input size; say so instead of silently resizing differently
-            self.requested_imgsz = int(imgsz)
-        self.imgsz = backend.input_hw[0]
+        self.imgsz = backend.input_hw[0]  # an export has one input size; a different `imgsz` is ignored
 
     def predict(self, images: list[np.ndarray]) -> list[Detections]:
         return [Detections(d.xyxy, d.scores, d.class_ids, d.image_hw) for d in self.detector.predict(images)]

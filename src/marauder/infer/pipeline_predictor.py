@@ -50,7 +50,8 @@ def check_same_classes(predictors: Sequence, names: Sequence[str]) -> list[str]:
         if list(member.class_names) != first:
             raise MarauderError(
                 f"models have different class lists: {names[0]} has {first}, {name} has "
-                f"{list(member.class_names)}; every model of a pipeline must share one class list")
+                f"{list(member.class_names)}; every model of a pipeline must share one class list"
+            )
     return first
 
 
@@ -61,7 +62,9 @@ class TTAEnsemble:
     without TTA) from one forward pass.
     """
 
-    def __init__(self, members: Sequence, views: Sequence[View], fusion: dict, names: Sequence[str] | None = None):
+    def __init__(
+        self, members: Sequence, views: Sequence[View], fusion: dict, names: Sequence[str] | None = None
+    ):
         self.members = list(members)
         self.views = list(views) or [View()]
         self.names = list(names) if names else [f"model{i}" for i in range(len(self.members))]
@@ -73,16 +76,22 @@ class TTAEnsemble:
         per_model = [predict_views(m, images, self.views) for m in self.members]
         return [[per_model[m][i] for m in range(len(self.members))] for i in range(len(images))]
 
-    def fuse_raw(self, raw: list[list[list[Detections]]], views: Sequence[int] | None = None,
-                 models: Sequence[int] | None = None) -> list[Detections]:
+    def fuse_raw(
+        self,
+        raw: list[list[list[Detections]]],
+        views: Sequence[int] | None = None,
+        models: Sequence[int] | None = None,
+    ) -> list[Detections]:
         """Fuse chosen models and views of each image (default: all of them)."""
         views = list(range(len(self.views))) if views is None else list(views)
         models = list(range(len(self.members))) if models is None else list(models)
         base = self.fusion.get("weights")
         opts = {k: v for k, v in self.fusion.items() if k != "weights"}
         weights = None if base is None else [float(base[m]) for m in models for _ in views]
-        return [fuse([per_image[m][v] for m in models for v in views], weights=weights, **opts)
-                for per_image in raw]
+        return [
+            fuse([per_image[m][v] for m in models for v in views], weights=weights, **opts)
+            for per_image in raw
+        ]
 
     def predict(self, images: list[np.ndarray]) -> list[Detections]:
         return self.fuse_raw(self.predict_raw(images))
@@ -90,7 +99,9 @@ class TTAEnsemble:
 
 def fusion_kwargs(fusion_cfg) -> dict:
     d = fusion_cfg.model_dump() if hasattr(fusion_cfg, "model_dump") else dict(fusion_cfg)
-    return {k: d[k] for k in ("method", "iou_threshold", "skip_box_threshold", "weights", "conf_type") if k in d}
+    return {
+        k: d[k] for k in ("method", "iou_threshold", "skip_box_threshold", "weights", "conf_type") if k in d
+    }
 
 
 def load_calibrators(spec: PipelineSpec, spec_path: Path) -> tuple[dict[int, dict], dict | None]:
@@ -105,8 +116,10 @@ def load_calibrators(spec: PipelineSpec, spec_path: Path) -> tuple[dict[int, dic
     index = {n: i for i, n in enumerate(spec.class_names)}
     unknown = [n for n in by_name if n != POOLED and n not in index]
     if unknown:
-        raise ConfigError(f"calibration names unknown classes {unknown}; class_names are {spec.class_names}",
-                          file=str(spec_path))
+        raise ConfigError(
+            f"calibration names unknown classes {unknown}; class_names are {spec.class_names}",
+            file=str(spec_path),
+        )
     per_class = {index[n]: p for n, p in by_name.items() if n != POOLED}
     return per_class, by_name.get(POOLED)
 
@@ -120,10 +133,24 @@ class PipelinePredictor:
         calibrate: False returns the fused raw scores.
         apply_thresholds: drop detections below their class's threshold.
         device, batch: passed to the models.
+        conf, iou, imgsz: accepted so any evaluator can pass its usual options; the pipeline's own
+            `raw_confidence`, fusion IoU and `imgsz` apply, because the calibrators were fitted for them.
     """
 
-    def __init__(self, path: str | Path, *, tta: bool | None = None, calibrate: bool = True,
-                 apply_thresholds: bool = False, device: str | None = None, batch: int = 16, **_ignored):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        tta: bool | None = None,
+        calibrate: bool = True,
+        apply_thresholds: bool = False,
+        device: str | None = None,
+        batch: int = 16,
+        conf: float | None = None,
+        iou: float | None = None,
+        imgsz: int | None = None,
+    ):
+        del conf, iou, imgsz  # see Args: the file's values win
         self.path = Path(path)
         self.spec = load_pipeline_spec(self.path)
         members, names = [], []
@@ -131,23 +158,36 @@ class PipelinePredictor:
             model_path = resolve_relative(self.path, entry.path)
             if not model_path.exists():
                 raise MarauderError(f"model '{entry.name}' not found at {model_path}", file=str(self.path))
-            members.append(load_member(model_path, imgsz=self.spec.imgsz, conf=max(entry.confidence_threshold,
-                                       self.spec.raw_confidence), device=device, batch=batch))
+            members.append(
+                load_member(
+                    model_path,
+                    imgsz=self.spec.imgsz,
+                    conf=max(entry.confidence_threshold, self.spec.raw_confidence),
+                    device=device,
+                    batch=batch,
+                )
+            )
             names.append(entry.name)
         tta_cfg = self.spec.tta if tta is None else self.spec.tta.model_copy(update={"enabled": tta})
-        self.ensemble = TTAEnsemble(members, views_from_config(tta_cfg), fusion_kwargs(self.spec.fusion), names)
+        self.ensemble = TTAEnsemble(
+            members, views_from_config(tta_cfg), fusion_kwargs(self.spec.fusion), names
+        )
         self.class_names = list(self.spec.class_names)
         if self.ensemble.class_names != self.class_names:
-            raise ConfigError(f"class_names {self.class_names} differ from the models' "
-                              f"{self.ensemble.class_names}", file=str(self.path))
+            raise ConfigError(
+                f"class_names {self.class_names} differ from the models' {self.ensemble.class_names}",
+                file=str(self.path),
+            )
         self.per_class, self.pooled = load_calibrators(self.spec, self.path) if calibrate else ({}, None)
         self.calibrate = calibrate
         unknown = [n for n in self.spec.thresholds if n not in self.class_names]
         if unknown:
             raise ConfigError(f"thresholds name unknown classes {unknown}", file=str(self.path))
         # class id -> threshold; a class without one keeps everything down to raw_confidence
-        self.thresholds = np.array([self.spec.thresholds.get(n, self.spec.raw_confidence)
-                                    for n in self.class_names], dtype=np.float32)
+        self.thresholds = np.array(
+            [self.spec.thresholds.get(n, self.spec.raw_confidence) for n in self.class_names],
+            dtype=np.float32,
+        )
         self.apply_thresholds = apply_thresholds
 
     @property
@@ -157,7 +197,9 @@ class PipelinePredictor:
     def calibrate_detections(self, dets: Detections) -> Detections:
         if not self.calibrate or (not self.per_class and self.pooled is None):
             return dets
-        return dets.with_scores(apply_per_class(dets.scores, dets.class_ids, self.per_class, self.pooled)).sorted()
+        return dets.with_scores(
+            apply_per_class(dets.scores, dets.class_ids, self.per_class, self.pooled)
+        ).sorted()
 
     def predict(self, images: list[np.ndarray]) -> list[Detections]:
         out = [self.calibrate_detections(d) for d in self.ensemble.predict(images)]

@@ -31,11 +31,19 @@ class ThresholdChoice:
 
     def as_dict(self) -> dict:
         r = lambda v: None if not np.isfinite(v) else round(float(v), 4)  # noqa: E731
-        return {"threshold": r(self.threshold), "precision": r(self.precision), "recall": r(self.recall),
-                "f_score": r(self.f_score), "objective": self.objective, "n_gt": self.n_gt,
-                "n_detections": self.n_detections, "precision_ci": [r(v) for v in self.precision_ci],
-                "recall_ci": [r(v) for v in self.recall_ci], "target_reached": self.target_reached,
-                "note": self.note}
+        return {
+            "threshold": r(self.threshold),
+            "precision": r(self.precision),
+            "recall": r(self.recall),
+            "f_score": r(self.f_score),
+            "objective": self.objective,
+            "n_gt": self.n_gt,
+            "n_detections": self.n_detections,
+            "precision_ci": [r(v) for v in self.precision_ci],
+            "recall_ci": [r(v) for v in self.recall_ci],
+            "target_reached": self.target_reached,
+            "note": self.note,
+        }
 
 
 def pr_at_thresholds(scores, labels, n_gt: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -46,7 +54,9 @@ def pr_at_thresholds(scores, labels, n_gt: int) -> tuple[np.ndarray, np.ndarray,
     s, y = scores[order], labels[order]
     tp = np.cumsum(y)
     fp = np.cumsum(~y)
-    last_of_tie = np.r_[s[1:] != s[:-1], True] if len(s) else np.zeros(0, bool)  # a threshold keeps every detection with an equal score
+    last_of_tie = (
+        np.r_[s[1:] != s[:-1], True] if len(s) else np.zeros(0, bool)
+    )  # a threshold keeps every detection with an equal score
     s, tp, fp = s[last_of_tie], tp[last_of_tie], fp[last_of_tie]
     precision = tp / np.maximum(tp + fp, 1)
     recall = tp / n_gt if n_gt > 0 else np.zeros_like(precision)
@@ -60,8 +70,9 @@ def f_beta(precision, recall, beta: float = 1.0):
     return np.where(denom > 0, (1 + b2) * p * r / np.where(denom > 0, denom, 1), 0.0)
 
 
-def choose_threshold(scores, labels, n_gt: int, objective: str = "f1", beta: float = 1.0,
-                     recall_target: float | None = None) -> ThresholdChoice:
+def choose_threshold(
+    scores, labels, n_gt: int, objective: str = "f1", beta: float = 1.0, recall_target: float | None = None
+) -> ThresholdChoice:
     """Pick one threshold for one class (see the module docstring for objectives)."""
     if objective not in ("f1", "fbeta", "recall"):
         raise ValueError(f"unknown threshold objective '{objective}'; expected f1, fbeta or recall")
@@ -70,8 +81,17 @@ def choose_threshold(scores, labels, n_gt: int, objective: str = "f1", beta: flo
     n = len(np.asarray(scores))
     if len(t) == 0 or n_gt == 0:
         note = "no ground truth for this class" if n_gt == 0 else "no detections for this class"
-        return ThresholdChoice(float("nan"), float("nan"), 0.0 if n_gt else float("nan"), float("nan"),
-                               objective, n_gt, n, target_reached=False, note=note)
+        return ThresholdChoice(
+            float("nan"),
+            float("nan"),
+            0.0 if n_gt else float("nan"),
+            float("nan"),
+            objective,
+            n_gt,
+            n,
+            target_reached=False,
+            note=note,
+        )
     f = f_beta(p, r, beta)
     if objective == "recall":
         if recall_target is None:
@@ -81,9 +101,17 @@ def choose_threshold(scores, labels, n_gt: int, objective: str = "f1", beta: flo
             i = int(reach[0])  # thresholds descend: the first that reaches the target is the highest
             return ThresholdChoice(float(t[i]), float(p[i]), float(r[i]), float(f[i]), objective, n_gt, n)
         i = len(t) - 1  # unreachable: keep everything the model gives and say so
-        return ThresholdChoice(float(t[i]), float(p[i]), float(r[i]), float(f[i]), objective, n_gt, n,
-                               target_reached=False,
-                               note=f"recall {r[i]:.3f} < target {recall_target:g} even at the lowest score")
+        return ThresholdChoice(
+            float(t[i]),
+            float(p[i]),
+            float(r[i]),
+            float(f[i]),
+            objective,
+            n_gt,
+            n,
+            target_reached=False,
+            note=f"recall {r[i]:.3f} < target {recall_target:g} even at the lowest score",
+        )
     i = int(np.nonzero(f >= f.max() - 1e-12)[0][0])  # ties: the highest threshold (fewest detections)
     note = "" if tp_any(p) else "no true positive at any threshold"
     return ThresholdChoice(float(t[i]), float(p[i]), float(r[i]), float(f[i]), objective, n_gt, n, note=note)
@@ -93,8 +121,16 @@ def tp_any(precision: np.ndarray) -> bool:
     return bool(np.any(np.asarray(precision) > 0))
 
 
-def bootstrap_pr(scores, labels, image_ids, gt_per_image, threshold: float, n_boot: int = 500,
-                 seed: int = 0, alpha: float = 0.05) -> tuple[tuple[float, float], tuple[float, float]]:
+def bootstrap_pr(
+    scores,
+    labels,
+    image_ids,
+    gt_per_image,
+    threshold: float,
+    n_boot: int = 500,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[tuple[float, float], tuple[float, float]]:
     """Percentile intervals of precision and recall at a fixed threshold, resampling images."""
     gt_per_image = np.asarray(gt_per_image, dtype=np.int64)
     n_images = len(gt_per_image)
@@ -121,10 +157,21 @@ def bootstrap_pr(scores, labels, image_ids, gt_per_image, threshold: float, n_bo
     return interval(precision), interval(recall)
 
 
-def choose_class_thresholds(scores, class_ids, labels, image_ids, gt_counts, class_names: list[str], *,
-                            objective: str = "f1", beta: float = 1.0, critical: set[str] | None = None,
-                            critical_recall: float | None = None, bootstrap: int = 500,
-                            seed: int = 0) -> dict[int, ThresholdChoice]:
+def choose_class_thresholds(
+    scores,
+    class_ids,
+    labels,
+    image_ids,
+    gt_counts,
+    class_names: list[str],
+    *,
+    objective: str = "f1",
+    beta: float = 1.0,
+    critical: set[str] | None = None,
+    critical_recall: float | None = None,
+    bootstrap: int = 500,
+    seed: int = 0,
+) -> dict[int, ThresholdChoice]:
     """One threshold per class id; critical species use the recall objective when a target is set.
 
     `gt_counts` is (num_images, num_classes). A class without ground truth or detections gets the
@@ -139,15 +186,36 @@ def choose_class_thresholds(scores, class_ids, labels, image_ids, gt_counts, cla
     for cid, name in enumerate(class_names):
         m = class_ids == cid
         goal = "recall" if name in critical and critical_recall is not None else objective
-        choice = choose_threshold(scores[m], labels[m], int(gt_counts[:, cid].sum()), goal, beta, critical_recall)
+        choice = choose_threshold(
+            scores[m], labels[m], int(gt_counts[:, cid].sum()), goal, beta, critical_recall
+        )
         if not np.isfinite(choice.threshold):
-            out[cid] = ThresholdChoice(pooled.threshold, choice.precision, choice.recall, choice.f_score, goal,
-                                       choice.n_gt, choice.n_detections, target_reached=False,
-                                       note=f"{choice.note}: pooled threshold used")
+            out[cid] = ThresholdChoice(
+                pooled.threshold,
+                choice.precision,
+                choice.recall,
+                choice.f_score,
+                goal,
+                choice.n_gt,
+                choice.n_detections,
+                target_reached=False,
+                note=f"{choice.note}: pooled threshold used",
+            )
             continue
-        p_ci, r_ci = bootstrap_pr(scores[m], labels[m], image_ids[m], gt_counts[:, cid], choice.threshold,
-                                  bootstrap, seed + cid)
-        out[cid] = ThresholdChoice(choice.threshold, choice.precision, choice.recall, choice.f_score, goal,
-                                   choice.n_gt, choice.n_detections, p_ci, r_ci, choice.target_reached,
-                                   choice.note)
+        p_ci, r_ci = bootstrap_pr(
+            scores[m], labels[m], image_ids[m], gt_counts[:, cid], choice.threshold, bootstrap, seed + cid
+        )
+        out[cid] = ThresholdChoice(
+            choice.threshold,
+            choice.precision,
+            choice.recall,
+            choice.f_score,
+            goal,
+            choice.n_gt,
+            choice.n_detections,
+            p_ci,
+            r_ci,
+            choice.target_reached,
+            choice.note,
+        )
     return out

@@ -202,7 +202,7 @@ class TensorRTBackend:
                 pass
 
 
-def open_backend(path, prefer: str = "auto", **options):
+def open_backend(path, **options):
     """A backend for a .onnx or .engine file."""
     path = str(path)
     if path.endswith(".engine"):

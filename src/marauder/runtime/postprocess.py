@@ -75,18 +75,19 @@ def decode(prediction: np.ndarray, conf: float, iou: float, max_det: int = 300,
             out.append(pred[pred[:, 4] > conf][:max_det])
         return out
     out = []
-    for pred in prediction.transpose(0, 2, 1):  # (anchors, 4 + nc)
-        cls_scores = pred[:, 4:]
-        best = cls_scores.max(1)
-        pred, best = pred[best > conf], best[best > conf]
-        if not len(pred):
+    for pred in prediction:  # (4 + nc, anchors): reduce over classes in this layout, it is contiguous
+        best = pred[4:].max(0)
+        keep = best > conf
+        if not keep.any():
             out.append(np.zeros((0, 6), np.float32))
             continue
-        class_ids = pred[:, 4:].argmax(1)
-        det = np.concatenate([xywh2xyxy(pred[:, :4]), best[:, None], class_ids[:, None].astype(np.float32)], 1)
+        cand = pred[:, keep].T  # (candidates, 4 + nc)
+        class_ids = cand[:, 4:].argmax(1)
+        det = np.concatenate([xywh2xyxy(cand[:, :4]), best[keep][:, None],
+                              class_ids[:, None].astype(np.float32)], 1)
         if len(det) > MAX_NMS:
             det = det[np.argsort(-det[:, 4], kind="stable")[:MAX_NMS]]
         offset = det[:, 5:6] * (0 if agnostic else MAX_WH)
-        keep = nms(det[:, :4] + offset, det[:, 4], iou)[:max_det]
-        out.append(det[keep])
+        keep_idx = nms(det[:, :4] + offset, det[:, 4], iou)[:max_det]
+        out.append(det[keep_idx])
     return out

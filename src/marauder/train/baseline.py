@@ -158,7 +158,7 @@ def run_baseline(
     imgsz = cfg.imgsz or general.imgsz
     run_dir = workspace.runs_dir / STAGE
     dest = workspace.checkpoints(STAGE)
-    resume_from = pick_resume(resume, run_dir / "weights" / "last.pt", is_unfinished)
+    resume_from = pick_resume(resume, [run_dir / "weights" / "last.pt", dest / "last.pt"], is_unfinished)
 
     loaded = 0
     model: str | Path = cfg.model_size

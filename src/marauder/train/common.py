@@ -12,7 +12,7 @@ import netrc
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from ..config.sections.general import LoggingConfig, WandbConfig
@@ -117,8 +117,13 @@ def prune_checkpoints(folder: Path, keep: int, pattern: str = "epoch*.pt") -> li
     return removed
 
 
-def pick_resume(explicit: str | Path | None, last: Path, is_unfinished: Callable[[Path], bool]) -> Path | None:
-    """The checkpoint to resume from: --resume PATH when given, else an unfinished last checkpoint."""
+def pick_resume(explicit: str | Path | None, last: Path | Sequence[Path],
+                is_unfinished: Callable[[Path], bool]) -> Path | None:
+    """The checkpoint to resume from: --resume PATH when given, else the first unfinished candidate.
+
+    Several candidates cover a kill during a checkpoint write: the engine's own last.pt may be
+    truncated, while the copy mirrored (atomically) into checkpoints/<stage>/ is intact.
+    """
     if explicit:
         path = Path(explicit)
         if not path.is_file():
@@ -126,8 +131,9 @@ def pick_resume(explicit: str | Path | None, last: Path, is_unfinished: Callable
         if not is_unfinished(path):
             raise DataError(f"--resume: {path} is from a run that already finished; nothing to resume", file=str(path))
         return path
-    if last.is_file() and is_unfinished(last):
-        return last
+    for candidate in [last] if isinstance(last, Path) else list(last):
+        if candidate.is_file() and is_unfinished(candidate):
+            return candidate
     return None
 
 

@@ -8,6 +8,7 @@ variants and continues an interrupted one from its last.pt (mirrored there after
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -49,8 +50,6 @@ class EnsembleResult:
 # -- shared with multiscale: resumable training into a checkpoint folder ------------------------
 
 def read_state(out_dir: Path) -> dict:
-    import json
-
     path = out_dir / STATE_FILE
     if not path.is_file():
         return {}

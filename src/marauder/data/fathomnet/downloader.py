@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ...errors import MarauderError
 from ...fsio import sha256_file
-from ...log import console, get_logger, progress
+from ...log import console, get_logger
 from .client import FathomNetClient, make_session
 from .concepts import AskedConcept, resolve
 from .records import image_entry, image_file_name
@@ -151,7 +151,9 @@ def _download_image(store: FathomNetStore, session, dto, opts: DownloadOptions) 
     entry = image_entry(dto, name)
     if final.is_file():
         known = store.entries.get(name)
-        if dto.sha256 and sha256_file(final) == dto.sha256.lower():
+        expected = (dto.sha256 or (known or {}).get("sha256") or "").lower()
+        if expected and sha256_file(final) == expected:
+            entry["sha256"] = expected
             if known is None or not known.get("width"):
                 entry["width"], entry["height"] = _image_ok(final)
             else:
@@ -278,8 +280,12 @@ def run_download(opts: DownloadOptions, images_dir: Path, labels_dir: Path, meta
                     yield fut
 
         t0 = time.monotonic()
-        for _ in progress(completions(), "downloading", total=len(todo)):
-            pass
+        try:
+            for _ in _progress(completions(), len(todo)):
+                pass
+        except BaseException:  # Ctrl-C and the like: leave metadata.json current (the journal stays)
+            store.flush()
+            raise
         elapsed = time.monotonic() - t0
         log.info("fetched %d images in %.2f s (%.1f images/s)", len(todo), elapsed, len(todo) / max(elapsed, 1e-9))
     relabelled = store.relabel_all(mapping, classes)
@@ -313,6 +319,32 @@ def _update_header(store: FathomNetStore, client: FathomNetClient, classes: list
         "concept_classes": dict(sorted(mapping.items())),
         "note": "boxes whose class is null are concepts nobody asked for; they are not in the labels",
     }
+
+
+def _progress(items, total: int):
+    """A progress bar with count, rate (images/s) and ETA; silent when not on a terminal."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed or 0:.1f} img/s")
+
+    columns = [TextColumn("[bold]downloading"), BarColumn(), MofNCompleteColumn(), Rate(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn()]
+    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+        task = bar.add_task("downloading", total=total)
+        for item in items:
+            yield item
+            bar.advance(task)
 
 
 def _print_summary(summaries: list[ConceptSummary], counts: dict, failures: dict) -> None:

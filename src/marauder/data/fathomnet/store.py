@@ -37,6 +37,7 @@ class FathomNetStore:
         self.journal = self.metadata.with_name(JOURNAL_NAME)
         self.flush_seconds = flush_seconds
         self.entries: dict[str, dict] = {}  # file name -> entry
+        self.added: set[str] = set()  # labelled in this run, with this run's mapping
         self.header: dict = {}
         self._lock = threading.Lock()
         self._journal_fh = None
@@ -98,6 +99,7 @@ class FathomNetStore:
             self._journal_fh.write(line)
             self._journal_fh.flush()
             self.entries[entry["file"]] = entry
+            self.added.add(entry["file"])
         write_replace(self.labels / label_name(entry["file"]), label_text(entry))
         if time.monotonic() - self._last_flush > self.flush_seconds:
             self.flush()
@@ -117,9 +119,11 @@ class FathomNetStore:
         return {**self.header, "images": [self.entries[f] for f in sorted(self.entries)]}
 
     def relabel_all(self, concept_to_class: dict[str, int], classes: list[str]) -> int:
-        """Make every label file match the current class mapping; returns how many changed."""
+        """Make every label file from earlier runs match the current class mapping; returns how many changed."""
         changed = 0
         for file_name, entry in sorted(self.entries.items()):
+            if file_name in self.added:
+                continue
             apply_classes(entry, concept_to_class, classes)
             path = self.labels / label_name(file_name)
             text = label_text(entry)

@@ -33,8 +33,9 @@ def export_onnx(weights: str | Path, output: str | Path, *, imgsz: int, opset: i
             shutil.copy2(weights, link)
         model = load_yolo(link)
         names = class_names_of(model)
+        extra = {"half": True} if half else {}  # FP16 ONNX only on request ('half' is deprecated upstream)
         produced = model.export(format="onnx", imgsz=imgsz, opset=opset, dynamic=dynamic, simplify=simplify,
-                                batch=batch, half=half, device=device, verbose=False)
+                                batch=batch, device=device, verbose=False, **extra)
         tmp = output.with_name(f".{output.name}.tmp")
         shutil.move(str(produced), tmp)
         os.replace(tmp, output)
