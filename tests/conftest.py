@@ -62,3 +62,28 @@ def tiny_model(organized_sample, tmp_path_factory) -> Path:
         device="cpu", workers=0, amp=False,
     )
     return result.best
+
+
+@pytest.fixture(scope="session")
+def deployment_package(tiny_model, organized_sample, tmp_path_factory) -> Path:
+    """`tiny_model` as a real deployment package (nano_deployment/ plus nano_deployment.tar.gz beside it),
+    built through the export package's API. Thresholds are very low because the 2-epoch model scores
+    ~1e-3: tests that compare detections then have some to compare."""
+    from marauder.config.sections.deploy import DeploymentConfig, ExportConfig
+    from marauder.engines.ultralytics.export import export_onnx
+    from marauder.export.deployment_config import build_deployment_config, choices_from_config
+    from marauder.export.package import archive, build_package
+
+    root = tmp_path_factory.mktemp("deployment_package")
+    info = export_onnx(tiny_model, root / "balanced.onnx", imgsz=64)
+    names = info["class_names"]
+    checks = sorted((organized_sample / "images" / "test").glob("*.jpg"))[:2]
+    choices = choices_from_config(["balanced"], {"balanced": 0.0001}, {"method": "wbf"}, 0.0001, names, 0.0005, [])
+    config = build_deployment_config(
+        class_names=names, imgsz=64, models=[{"name": "balanced", "onnx": "models/balanced.onnx"}], choices=choices,
+        export_cfg=ExportConfig(), deploy_cfg=DeploymentConfig(), nms_iou=0.6,
+        check_images=[f"samples/{i:02d}_{p.name}" for i, p in enumerate(checks)])
+    package = build_package(root / "nano_deployment", onnx_files={"balanced": info["path"]}, engine_files={},
+                            config=config, check_images=checks)
+    archive(package)
+    return package

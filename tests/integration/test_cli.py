@@ -121,17 +121,19 @@ def test_config_errors(tmp_path, capsys, name, text, message):
     assert str(cfg) in line and message in line
 
 
-def test_unknown_override_key(capsys):
-    rc, lines = run_cli(capsys, "config", "--check", "general.sede=1")
+def test_unknown_override_key(tmp_path, capsys):
+    rc, lines = run_cli(capsys, "config", "--check", "general.sede=1", "--workspace", tmp_path)
     assert rc == 2 and "did you mean 'seed'" in error_line(lines)
 
 
 def test_sample_then_validate(tmp_path, capsys):
     out = tmp_path / "s"
-    assert run_cli(capsys, "sample", "--output", out, "--images", 12, "--unlabelled", 3)[0] == 0
+    assert run_cli(capsys, "sample", "--output", out, "--images", 12, "--unlabelled", 3,
+                   "--workspace", tmp_path)[0] == 0
+    assert (tmp_path / "logs/sample.log").is_file()
     assert len(list((out / "images").glob("*.jpg"))) == 12
     assert len(list((out / "unlabelled/images").glob("*.jpg"))) == 3
-    rc, lines = run_cli(capsys, "sample", "--output", out)
+    rc, lines = run_cli(capsys, "sample", "--output", out, "--workspace", tmp_path)
     assert rc == 2 and "already exists" in error_line(lines)
     rc, lines = run_cli(capsys, "validate-data", out, "--workspace", tmp_path)
     assert rc == 0 and any("no problems" in ln for ln in lines)

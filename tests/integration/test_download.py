@@ -77,6 +77,7 @@ def _check_consistent(ws: Path, n_expected: int) -> dict:
     return meta
 
 
+@pytest.mark.slow
 def test_guide_commands_as_written(server, tmp_path):
     """Both commands of the guide, run as scripts from the workspace like a user would."""
     ws = _workspace(tmp_path)
@@ -158,6 +159,7 @@ def test_server_down_gives_url_and_status_and_writes_nothing(server, tmp_path, c
     assert not (ws / "data/fathomnet/metadata.json").exists()
 
 
+@pytest.mark.slow
 def test_read_only_output_fails_before_any_download(server, catalog):
     ws = Path(tempfile.mkdtemp(prefix="marauder-ro-"))
     try:
@@ -180,6 +182,7 @@ def test_read_only_output_fails_before_any_download(server, catalog):
         shutil.rmtree(ws)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_files(server, tmp_path):
     """SIGKILL a real downloader mid-run, rerun: same files as an uninterrupted run, nothing left over."""
     reference = _workspace(tmp_path / "reference")
@@ -208,3 +211,14 @@ def test_killed_run_resumes_to_identical_files(server, tmp_path):
     assert len(server.image_requests()) == N_IMAGES - on_disk  # only what was missing
     _check_consistent(ws, N_IMAGES)
     assert _files(ws) == _files(reference)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--limit", "0"], "--limit must be >= 1"),
+    (["--start", "last tuesday"], "bad filter startTimestamp"),
+    (["--concurrency", "0"], "--concurrency must be >= 1"),
+    (["data.fathomnet.page_size=0"], "page_size"),
+])
+def test_bad_arguments_fail_before_any_request(tmp_path, capsys, args, message):
+    assert _download(_workspace(tmp_path), *args) == 2
+    assert message in capsys.readouterr().err

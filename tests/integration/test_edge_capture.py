@@ -136,3 +136,23 @@ def test_energy_budget_below_idle_stops_capture(pipeline, organized_sample, tmp_
                           energy=dict(ENERGY, energy_budget_wh=0.0005))
     assert summary["stop_reason"] == "energy budget" and summary["frames"] == 1
     assert "stopping capture" in summary["energy_events"][-1]["reason"]
+
+
+def test_unusable_engine_falls_back_to_onnx_in_auto_mode(pipeline, tmp_path, monkeypatch, caplog):
+    import shutil
+
+    from marauder.runtime import pipeline as edge_pipeline
+    from marauder.runtime.errors import BackendUnavailable
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(pipeline.package_dir, pkg)
+    (pkg / "engines" / "m.engine").write_bytes(b"an engine from another device")
+    config = dict(pipeline.config, models=[dict(pipeline.config["models"][0], engine="engines/m.engine")])
+    monkeypatch.setattr(edge_pipeline, "tensorrt_available", lambda: True)  # as if on a Jetson
+    with caplog.at_level("WARNING", logger="marauder_edge"):
+        edge = edge_pipeline.EdgePipeline(pkg, backend="auto", verify=False, config=config)
+    assert edge.backend_kind == "onnx" and edge.model_files[0].endswith("m.onnx")
+    assert "m.engine: TensorRT is not installed" in caplog.text
+    assert "using models/m.onnx with ONNX Runtime instead" in caplog.text
+    with pytest.raises(BackendUnavailable):  # asked for TensorRT explicitly: no silent fallback
+        edge_pipeline.EdgePipeline(pkg, backend="tensorrt", verify=False, config=config)

@@ -131,3 +131,12 @@ def test_over_budget_stops_before_training(organized_sample, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "ensemble.variants.high_recall (yolov8n) is over the deployment budget" in " ".join(err.split())
     assert not (ws / "checkpoints" / "ensemble" / "high_recall" / "last.pt").exists()
+
+
+def test_resume_from_an_unreadable_checkpoint_is_a_clear_error(organized_sample, tmp_path, capsys):
+    ws = tmp_path / "ws"
+    broken = ws / "checkpoints" / "ensemble" / "high_recall" / "last.pt"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"half a checkpoint")
+    assert main([*_cli_args(ws, organized_sample / "dataset.yaml", epochs=1), "--resume", str(broken)]) == 2
+    assert "--resume: cannot read checkpoint" in " ".join(capsys.readouterr().err.split())

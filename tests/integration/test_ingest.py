@@ -48,6 +48,7 @@ def test_deepfish_images_recursive_deduplicated(tmp_path):
     assert not list(out.glob(".*"))
 
 
+@pytest.mark.shared_data
 def test_own_footage_frames_with_clip_and_timestamp(shared_data, tmp_path):
     clip = shared_data / "footage" / "deepfish_7426_F1.mp4"
     src = tmp_path / "footage"

@@ -4,7 +4,8 @@ finds the species on dives it never saw.
 Settings: 160 frames (seed 0), split 0.6/0.2/0.2 by dive, yolov8n from its yaml (no pretrained
 weights), imgsz 96, batch 16, 30 epochs, AdamW lr0 0.004 without warm-up (a few hundred steps do
 not afford Ultralytics' 100-step minimum warm-up), mosaic on until the last 5 epochs.
-Measured (2 shared CPU cores, torch 2.14.1 CPU, ultralytics 8.4.190): see MEASURED below.
+Measured 2026-11-27 (1 thread on 2 CPU cores shared with other jobs, load ~9; torch 2.14.1 CPU,
+ultralytics 8.4.190): val mAP50 0.274, test mAP50 0.235 (untrained: 0.0), 163 s of training.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ pytestmark = pytest.mark.slow
 
 # Figures from the run recorded in the foundation report; the assertions leave room for
 # run-to-run and machine-to-machine drift while staying far above an untrained model (0.0).
-MEASURED = {"val_map50": None, "test_map50": None, "train_seconds": None}
-MIN_VAL_MAP50 = 0.20
+MEASURED = {"val_map50": 0.274, "test_map50": 0.235, "train_seconds": 163.2}
+MIN_VAL_MAP50 = 0.15
 MIN_TEST_MAP50 = 0.10
 
 

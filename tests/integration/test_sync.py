@@ -61,6 +61,9 @@ def test_push_pull_skip_unchanged_and_delete_only_when_asked(s3, client, tmp_pat
     (src / "notes.txt").write_text("run 2")
     (src / "baseline" / "last.pt").unlink()
     capsys.readouterr()
+    assert _sync(s3, tmp_path, "push", str(src), remote, "--dry-run", "--delete") == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "would transfer 1 files" in err and "would delete baseline/last.pt" in err
     assert _sync(s3, tmp_path, "push", str(src), remote) == 0
     assert "transferred 1 files" in " ".join(capsys.readouterr().err.split())
     after = {o["Key"]: o for o in client.list_objects_v2(Bucket="marauder-test")["Contents"]}
@@ -81,6 +84,7 @@ def test_push_pull_skip_unchanged_and_delete_only_when_asked(s3, client, tmp_pat
     assert SECRET not in logs and SECRET not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_500mb_sparse_file_goes_multipart_without_being_held_in_memory(s3, client, tmp_path):
     """A real `marauder sync push` process: its peak RSS stays far below the file's size."""
     src = tmp_path / "big"

@@ -130,6 +130,13 @@ def test_k_center_spreads_over_clusters():
     assert sorted(i // 10 for i in picks) == [0, 1, 2, 3]  # one per cluster, not four of the first
 
 
+def test_k_center_sees_small_differences_on_a_large_shared_component():
+    """An early model's features are nearly the same for every frame; centring keeps the differences."""
+    offsets = np.repeat(np.eye(3), 5, axis=0) * 1e-6
+    feats = np.full((15, 3), 0.1) + offsets + np.random.default_rng(1).normal(0, 1e-9, (15, 3))
+    assert sorted(i // 5 for i in k_center_greedy(feats.astype(np.float32), 3)) == [0, 1, 2]
+
+
 def test_select_with_diversity_prefers_spread_among_uncertain():
     # 6 near-identical frames of one clip score highest; two other clips score a bit lower
     clip = [cand(i, 0.9 - i * 0.001, np.array([1.0, 0, 0])) for i in range(6)]

@@ -75,6 +75,7 @@ COMPARE_CASES = [
     (summary(0.60, {}), summary(0.50, {"ray": 0.80}), False, ["recall[ray]"]),  # species gone
     (summary(0.60, {"ray": 0.1}), summary(0.50, {}), True, []),  # new species: informative only
     (summary(None, {}), summary(0.5, {}), False, ["mAP50-95"]),
+    (summary(0.5, {"ray": float("nan")}), summary(0.5, {"ray": float("nan")}), True, []),  # no labels either side
 ]
 
 

@@ -51,13 +51,15 @@ class TopCandidates:
 def k_center_greedy(features: np.ndarray, k: int, first: int = 0) -> list[int]:
     """Indices of k rows chosen so each new one is farthest from those already chosen.
 
-    Rows are L2-normalised first so brightness/scale of features does not dominate. Starts from
-    `first` (the top-scored candidate), so the most uncertain image is always included.
+    Rows are centred on the candidates' mean (the component every frame shares says nothing about
+    how frames differ; early models have little else) and L2-normalised, so feature scale does not
+    dominate. Starts from `first` (the top-scored candidate): the most uncertain image is always in.
     """
-    x = np.asarray(features, dtype=np.float32)
+    x = np.asarray(features, dtype=np.float64)
     n = len(x)
     if k >= n:
         return list(range(n))
+    x = x - x.mean(axis=0, keepdims=True)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     chosen = [first]
     dist = np.sum((x - x[first]) ** 2, axis=1)

@@ -59,7 +59,7 @@ def run(args, ctx) -> int:
     limit = args.limit if args.limit is not None else cfg.limit
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {limit}")
-    concurrency = args.concurrency or cfg.concurrency
+    concurrency = args.concurrency if args.concurrency is not None else cfg.concurrency
     if concurrency < 1:
         raise ConfigError(f"--concurrency must be >= 1, got {concurrency}")
     opts = DownloadOptions(

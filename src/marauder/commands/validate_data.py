@@ -15,21 +15,22 @@ def add_arguments(parser) -> None:
                         help="move offending files into <dataset>/quarantine/ with a reason file (never deletes)")
     parser.add_argument("--nc", type=int, default=None,
                         help="number of classes, when the dataset has no dataset.yaml or classes.txt")
+    parser.add_argument("--full-decode", action="store_true",
+                        help="decode every image in full (slower; also catches damage inside complete-looking JPEGs)")
     parser.add_argument("--report", type=Path, default=None, help="also write the findings as JSON here")
 
 
 def run(args, ctx) -> int:
     from ..data.validate import quarantine, validate_dataset
+    from ..errors import MissingInputError
     from ..fsio import atomic_write_json
     from ..log import console
-
-    from ..errors import MissingInputError
 
     target = ctx.workspace.path(args.dataset) if args.dataset else ctx.workspace.organized_dir
     if args.dataset is None and not target.exists():
         raise MissingInputError(target, "marauder organize")
     ctx.start_stage("validate_data")
-    report = validate_dataset(target, num_classes=args.nc)
+    report = validate_dataset(target, num_classes=args.nc, full_decode=args.full_decode)
     for issue in report.issues:
         console.print(str(issue), highlight=False, markup=False, soft_wrap=True)
     summary = ", ".join(f"{k} {v}" for k, v in report.by_kind().items()) or "no problems"
@@ -40,7 +41,8 @@ def run(args, ctx) -> int:
         moved = quarantine(report)
         console.print(f"quarantined {len(moved)} file(s) into {report.root / 'quarantine'} "
                       "(each with a .reason.txt)", highlight=False, markup=False)
-        remaining = validate_dataset(target, num_classes=args.nc, show_progress=False)
+        remaining = validate_dataset(target, num_classes=args.nc, show_progress=False,
+                                     full_decode=args.full_decode)
         if remaining.issues:
             console.print(f"{len(remaining.issues)} problem(s) remain after --fix", highlight=False)
     if args.report:

@@ -201,24 +201,26 @@ def _ellipse_pts(a: float, b: float, n: int = 24) -> np.ndarray:
 
 
 def _draw_lionfish(layer, mask, cx, cy, s, rng):
-    """Long body with bold red/cream bands and a fan of spiny fins."""
+    """Banded cream-and-red body inside two big feathery fin fans: a puffy, striped silhouette."""
     angle = float(rng.uniform(-0.5, 0.5)) + (math.pi if rng.random() < 0.5 else 0)
-    body = _rot(_ellipse_pts(s * 0.42, s * 0.17), angle, cx, cy)
     red, cream = _jitter((40, 50, 170), rng), _jitter((190, 215, 235), rng, 15)
-    # Fins first (behind the body): long spines fanning up and down.
-    for k in range(9):
-        spread = -1.1 + k * 0.27
-        for side in (-1, 1):
-            tip = _rot(np.array([[s * 0.05 * spread * 4, side * s * (0.38 + 0.08 * rng.random())]]),
-                       angle + side * 0.0, cx, cy)[0]
-            root = _rot(np.array([[s * 0.1 * spread, side * s * 0.1]]), angle, cx, cy)[0]
-            _line(layer, mask, root, tip, red if k % 2 else cream, max(1, int(s / 30)))
-    _poly(layer, mask, body, cream)
-    # Bands across the body.
+    fin = _jitter((110, 120, 200), rng, 20)
+    # Fin fans behind the body (pectoral fans down, dorsal spines up), striped with red spines.
+    for side in (-1, 1):
+        reach = s * (0.42 + 0.06 * rng.random())
+        t = np.linspace(-0.9, 0.9, 9)
+        arc = np.stack([reach * np.sin(t) * 0.9, side * reach * np.cos(t) * 0.85], axis=1)
+        fan = np.vstack([[[-s * 0.2, 0.0]], arc, [[s * 0.2, 0.0]]])
+        _poly(layer, mask, _rot(fan, angle, cx, cy), fin)
+        for tip in arc[::2]:
+            a = _rot(np.array([[0.0, 0.0], tip]), angle, cx, cy)
+            _line(layer, mask, a[0], a[1], red, max(1, int(s / 24)))
+    _poly(layer, mask, _rot(_ellipse_pts(s * 0.42, s * 0.17), angle, cx, cy), cream)
+    # Bold bands across the body.
     for k in range(-3, 4):
         a = _rot(np.array([[k * s * 0.11, -s * 0.17]]), angle, cx, cy)[0]
         b = _rot(np.array([[k * s * 0.11, s * 0.17]]), angle, cx, cy)[0]
-        _line(layer, mask, a, b, red, max(1, int(s / 16)))
+        _line(layer, mask, a, b, red, max(1, int(s / 12)))
     tail = _rot(np.array([[-s * 0.4, 0], [-s * 0.55, -s * 0.12], [-s * 0.55, s * 0.12]]), angle, cx, cy)
     _poly(layer, mask, tail, red)
 

@@ -74,17 +74,35 @@ class ValidationReport:
 # ----------------------------------------------------------------------------------------------
 # Single-file checks (the organizer calls these on its sources)
 # ----------------------------------------------------------------------------------------------
-def check_image(path: Path) -> Issue | None:
-    """Decode the whole image: a file PIL cannot open is unreadable; one that stops early is truncated."""
+def _jpeg_complete(path: Path) -> bool:
+    """A whole JPEG ends with the end-of-image marker FFD9 (cheap: reads two bytes)."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() < 4:
+            return False
+        fh.seek(-2, os.SEEK_END)
+        return fh.read(2) == b"\xff\xd9"
+
+
+def check_image(path: Path, full_decode: bool = False) -> Issue | None:
+    """Is the image whole? Unreadable: PIL cannot identify or parse it; truncated: it stops early.
+
+    PIL's verify() checks structure (and PNG checksums) without decoding pixels. A JPEG that ends
+    with its end-of-image marker is taken as whole; one that does not is decoded in full, which
+    tells a cut file (truncated) from one with harmless bytes after the marker. `full_decode`
+    decodes every image (slower, catches corrupt data inside a complete-looking file).
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            im.verify()  # structure and checksums, without decoding pixels
-        with Image.open(path) as im:
-            im.load()  # full decode: the only way to catch a file cut short
+            fmt = im.format
             if im.width < 1 or im.height < 1:
                 return Issue("unreadable", path, "image has zero size")
+            im.verify()
+        if full_decode or fmt != "JPEG" or not _jpeg_complete(path):
+            with Image.open(path) as im:
+                im.load()
     except UnidentifiedImageError:
         return Issue("unreadable", path, "not an image file PIL can identify")
     except OSError as exc:
@@ -170,8 +188,8 @@ def collect_records(target: Path) -> tuple[Path, list[ImageRecord], list[Path], 
     return target, records, [labels_dir], _read_names(target / "classes.txt")
 
 
-def validate_dataset(target: str | Path, *, num_classes: int | None = None,
-                     show_progress: bool = True) -> ValidationReport:
+def validate_dataset(target: str | Path, *, num_classes: int | None = None, show_progress: bool = True,
+                     full_decode: bool = False) -> ValidationReport:
     """Run every check on a dataset and return all issues (nothing is changed)."""
     from ..log import progress
 
@@ -181,7 +199,7 @@ def validate_dataset(target: str | Path, *, num_classes: int | None = None,
     hashes: dict[Path, str] = {}
     items = progress(records, "validating images") if show_progress else records
     for rec in items:
-        if (problem := check_image(rec.image)) is not None:
+        if (problem := check_image(rec.image, full_decode)) is not None:
             report.issues.append(Issue(problem.kind, rec.image, problem.message, split=rec.split))
         hashes[rec.image] = sha256_file(rec.image)
         if rec.label.is_file():

@@ -7,6 +7,7 @@ Other numbers are shown for context only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,7 +75,12 @@ def _summary(report) -> dict:
     raise TypeError(f"expected an EvaluationReport, a summary dict or a report.json path, got {type(report)}")
 
 
+def _number(v) -> float | None:
+    return None if v is None or not math.isfinite(float(v)) else float(v)
+
+
 def _checked(metric: str, new, base, tolerance: float) -> ComparisonRow:
+    new, base = _number(new), _number(base)
     if base is None:  # nothing to be worse than
         return ComparisonRow(metric, new, base, tolerance, None)
     if new is None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..types import Detections, GroundTruth
+from ..types import Detections, GroundTruth, box_iou
 from .matching import greedy_match
 
 GT_COLOR = (60, 200, 60)  # BGR green: the labelled box
@@ -41,7 +41,7 @@ class ErrorExample:
                 "score": round(self.score, 4), "box": [round(v, 1) for v in self.box]}
 
 
-def _crop(image: np.ndarray, box, color, other=None, size: int = 160) -> np.ndarray:
+def _crop(image: np.ndarray, box, color, size: int = 160) -> np.ndarray:
     import cv2
 
     h, w = image.shape[:2]
@@ -57,16 +57,9 @@ def _crop(image: np.ndarray, box, color, other=None, size: int = 160) -> np.ndar
     scale = size / max(patch.shape[:2])
     patch = cv2.resize(patch, (max(1, round(patch.shape[1] * scale)), max(1, round(patch.shape[0] * scale))),
                        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    thickness = 2
-
-    def draw(b, c):
-        p1 = (round((b[0] - left) * scale), round((b[1] - top) * scale))
-        p2 = (round((b[2] - left) * scale), round((b[3] - top) * scale))
-        cv2.rectangle(patch, p1, p2, c, thickness)
-
-    if other is not None:
-        draw(other[0], other[1])
-    draw(box, color)
+    p1 = (round((x1 - left) * scale), round((y1 - top) * scale))
+    p2 = (round((x2 - left) * scale), round((y2 - top) * scale))
+    cv2.rectangle(patch, p1, p2, color, 2)
     canvas = np.zeros((size, size, 3), dtype=np.uint8)
     canvas[:patch.shape[0], :patch.shape[1]] = patch
     return canvas[:, :, ::-1].copy()  # BGR -> RGB for matplotlib
@@ -99,14 +92,12 @@ class WorstCases:
             return
         kept = det.filter(self.thresholds)
         det_to_gt, gt_to_det, _ = greedy_match(kept, gt, self.iou_threshold, class_aware=True)
-        iou_all = None
-        for g in np.flatnonzero((gt_to_det < 0) & np.isin(gt.class_ids, self.critical)):
-            if iou_all is None:
-                from ..types import box_iou
-
-                iou_all = box_iou(det.xyxy, gt.xyxy)
-            same = (det.class_ids == gt.class_ids[g]) & (iou_all[:, g] >= self.iou_threshold) if len(det) else []
-            best = float(det.scores[same].max()) if np.any(same) else 0.0
+        missed = np.flatnonzero((gt_to_det < 0) & np.isin(gt.class_ids, self.critical))
+        # overlap with every detection, below threshold too: how close the model came to each miss
+        iou_all = box_iou(det.xyxy, gt.xyxy[missed]) if missed.size else None
+        for j, g in enumerate(missed):
+            near = (det.class_ids == gt.class_ids[g]) & (iou_all[:, j] >= self.iou_threshold)
+            best = float(det.scores[near].max()) if near.any() else 0.0
             box, name = tuple(gt.xyxy[g].tolist()), self.class_names[gt.class_ids[g]]
             self._push(self._fn, 1.0 - best + 1e-9 * (box[2] - box[0]) * (box[3] - box[1]),
                        lambda box=box, name=name, best=best: ErrorExample(

@@ -134,24 +134,9 @@ def evaluate_model(model, dataset_yaml, *, split: str = "test", imgsz: int | Non
             log.warning("critical species '%s' is not a class of %s; skipped", species, spec.yaml_path)
     worst = WorstCases(critical, names, thresholds, limit=worst_examples)
 
-    predictions: list[Detections] = []
-    ground_truths: list[GroundTruth] = []
-    batch_seconds: list[float] = []
     chunks = list(_batches(pairs, max(1, batch)))
-    for chunk, images, gts in progress(_prefetched(chunks, nc), f"evaluate {split}", total=len(chunks)):
-        start = time.perf_counter()
-        dets = predictor.predict(images)
-        batch_seconds.append(time.perf_counter() - start)
-        if len(dets) != len(images):
-            raise MarauderError(f"predictor returned {len(dets)} results for {len(images)} images")
-        for (path, _), image, det, gt in zip(chunk, images, dets, gts):
-            det = remap(det, index_map, f"model {model_label}")
-            h, w = image.shape[:2]
-            det = Detections(det.xyxy, det.scores, det.class_ids, (h, w))
-            worst.add(path.name, image, det, gt)
-            predictions.append(det)
-            ground_truths.append(gt)
-
+    predictions, ground_truths, batch_seconds = _predict_split(predictor, chunks, nc, index_map, worst,
+                                                               f"model {model_label}", split)
     n = len(predictions)
     coco = coco_metrics(predictions, ground_truths, nc, return_matches=True)
     op = operating_point(coco["matches"], [g.class_ids for g in ground_truths], nc, thresholds)
@@ -164,7 +149,7 @@ def evaluate_model(model, dataset_yaml, *, split: str = "test", imgsz: int | Non
     for k in critical:
         point, low, high = bootstrap_ratio_ci(op.tp_per_image[:, k], op.gt_per_image[:, k], bootstrap,
                                               seed=seed + k)
-        critical_recall[names[k]] = {"recall": point, "ci_low": low, "ci_high": high,
+        critical_recall[names[k]] = {"recall": _value(point), "ci_low": _value(low), "ci_high": _value(high),
                                      "support": int(op.support[k]), "threshold": float(thresholds[k])}
 
     total_s = float(sum(batch_seconds))
@@ -172,24 +157,12 @@ def evaluate_model(model, dataset_yaml, *, split: str = "test", imgsz: int | Non
     steady = batch_seconds[1:] if len(batch_seconds) > 1 else batch_seconds
     steady_images = n - len(chunks[0]) if len(batch_seconds) > 1 else n
     latency_ms = 1000.0 * sum(steady) / max(1, steady_images)
-
-    def val(x):
-        return None if x is None or x == -1 or not np.isfinite(x) else float(x)
-
-    precision, recall, f1 = op.precision, op.recall, op.f1
-    per_class = {
-        name: {"AP50-95": val(coco["ap_per_class"][k]), "AP50": val(coco["ap50_per_class"][k]),
-               "precision": val(precision[k]), "recall": val(recall[k]), "f1": val(f1[k]),
-               "support": int(op.support[k]), "threshold": float(thresholds[k]),
-               "tp": int(op.tp[k]), "fp": int(op.fp[k]), "fn": int(op.fn[k])}
-        for k, name in enumerate(names)
-    }
     summary = {
-        "mAP50-95": val(coco["mAP50-95"]), "mAP50": val(coco["mAP50"]), "mAP75": val(coco["mAP75"]),
-        "AP_small": val(coco["AP_small"]), "AP_medium": val(coco["AP_medium"]), "AP_large": val(coco["AP_large"]),
-        "AR100": val(coco["AR100"]),
-        "per_class": per_class, "critical_recall": critical_recall,
-        "ece": val(curve["ece"]), "latency_ms": latency_ms,
+        "mAP50-95": _value(coco["mAP50-95"]), "mAP50": _value(coco["mAP50"]), "mAP75": _value(coco["mAP75"]),
+        "AP_small": _value(coco["AP_small"]), "AP_medium": _value(coco["AP_medium"]),
+        "AP_large": _value(coco["AP_large"]), "AR100": _value(coco["AR100"]),
+        "per_class": _per_class(coco, op, names), "critical_recall": critical_recall,
+        "ece": _value(curve["ece"]), "latency_ms": latency_ms,
         "throughput_ips": n / total_s if total_s > 0 else None, "num_images": n,
     }
     details = {
@@ -213,6 +186,43 @@ def evaluate_model(model, dataset_yaml, *, split: str = "test", imgsz: int | Non
     if output_dir is not None:
         report.write(output_dir)
     return report
+
+
+def _predict_split(predictor, chunks: list, num_classes: int, index_map: np.ndarray, worst: WorstCases,
+                   source: str, split: str) -> tuple[list[Detections], list[GroundTruth], list[float]]:
+    """Predict every chunk (timed), map classes to the dataset's, collect the worst errors' crops."""
+    predictions: list[Detections] = []
+    ground_truths: list[GroundTruth] = []
+    batch_seconds: list[float] = []
+    for chunk, images, gts in progress(_prefetched(chunks, num_classes), f"evaluate {split}", total=len(chunks)):
+        start = time.perf_counter()
+        dets = predictor.predict(images)
+        batch_seconds.append(time.perf_counter() - start)
+        if len(dets) != len(images):
+            raise MarauderError(f"{source} returned {len(dets)} results for {len(images)} images")
+        for (path, _), image, det, gt in zip(chunk, images, dets, gts):
+            det = remap(det, index_map, source)
+            det = Detections(det.xyxy, det.scores, det.class_ids, image.shape[:2])
+            worst.add(path.name, image, det, gt)
+            predictions.append(det)
+            ground_truths.append(gt)
+    return predictions, ground_truths, batch_seconds
+
+
+def _value(x) -> float | None:
+    """A metric for the report: None where pycocotools says -1 (undefined) or the value is nan."""
+    return None if x is None or x == -1 or not np.isfinite(x) else float(x)
+
+
+def _per_class(coco: dict, op, names: list[str]) -> dict:
+    precision, recall, f1 = op.precision, op.recall, op.f1
+    return {
+        name: {"AP50-95": _value(coco["ap_per_class"][k]), "AP50": _value(coco["ap50_per_class"][k]),
+               "precision": _value(precision[k]), "recall": _value(recall[k]), "f1": _value(f1[k]),
+               "support": int(op.support[k]), "threshold": float(op.thresholds[k]),
+               "tp": int(op.tp[k]), "fp": int(op.fp[k]), "fn": int(op.fn[k])}
+        for k, name in enumerate(names)
+    }
 
 
 def _timing(batch_seconds: list[float], batch_sizes: list[int], batch: int) -> dict:

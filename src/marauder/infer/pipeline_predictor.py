@@ -168,6 +168,11 @@ class PipelinePredictor:
                 )
             )
             names.append(entry.name)
+        weights = self.spec.fusion.weights
+        if weights is not None and len(weights) != len(members):
+            raise ConfigError(
+                f"fusion.weights has {len(weights)} entries for {len(members)} models", file=str(self.path)
+            )
         tta_cfg = self.spec.tta if tta is None else self.spec.tta.model_copy(update={"enabled": tta})
         self.ensemble = TTAEnsemble(
             members, views_from_config(tta_cfg), fusion_kwargs(self.spec.fusion), names

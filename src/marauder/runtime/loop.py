@@ -62,6 +62,7 @@ def run_capture(pipeline, source, out_dir, target_fps: float, duration_s: float,
         os.makedirs(os.path.join(out_dir, "frames"), exist_ok=True)
     model = EnergyModel.from_config(energy)
     governor = EnergyGovernor(model, float(energy.get("energy_budget_wh", 1e9)), duration_s, target_fps, min_fps)
+    connected = source.open()  # files and folders raise SourceError here; a camera may come up later
     writer = JsonLinesWriter(os.path.join(out_dir, "detections.jsonl"))
     names = pipeline.class_names
     frames, dropped_ticks, reconnects, busy = 0, 0, 0, 0.0
@@ -69,7 +70,6 @@ def run_capture(pipeline, source, out_dir, target_fps: float, duration_s: float,
     start = time.monotonic()
     next_tick = start
     delay = backoff_s
-    connected = source.open()  # files and folders raise SourceError; a camera may come up later
     if not connected:
         log.warning("source %s not available yet; retrying with backoff", source.name)
     else:

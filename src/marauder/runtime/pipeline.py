@@ -7,6 +7,7 @@ detected at export: tests/integration/test_runtime_parity.py compares the two.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -15,12 +16,13 @@ from .backends import open_backend
 from .calibration import apply_per_class
 from .config import load_deployment_config
 from .detector import Detector, EdgeDetections
-from .errors import BackendUnavailable
+from .errors import BackendUnavailable, EngineMismatchError
 from .fusion import fuse
 from .package import verify_package
 from .tta import boxes_from_view, transform_image, views_from_config
 
 POOLED = "__pooled__"
+log = logging.getLogger("marauder_edge")
 
 
 def tensorrt_available() -> bool:
@@ -68,8 +70,17 @@ class EdgePipeline:
         self.detectors, self.model_files = [], []
         for entry in cfg["models"]:
             path = choose_model_file(self.package_dir, entry, backend)
+            try:
+                model = open_backend(path, threads=threads)
+            except (BackendUnavailable, EngineMismatchError) as exc:
+                if backend != "auto" or not path.endswith(".engine"):
+                    raise
+                # the vehicle keeps working on ONNX Runtime; the message says how to fix the engine
+                log.warning("%s; using %s with ONNX Runtime instead", exc, entry["onnx"])
+                path = os.path.join(self.package_dir, entry["onnx"])
+                model = open_backend(path, threads=threads)
             conf = max(float(entry.get("confidence_threshold", 0.001)), raw_conf)
-            det = Detector(open_backend(path, threads=threads), conf=conf, iou=float(cfg.get("nms_iou", 0.6)),
+            det = Detector(model, conf=conf, iou=float(cfg.get("nms_iou", 0.6)),
                            max_det=int(cfg.get("max_det", 300)), class_names=self.class_names)
             self.detectors.append(det)
             self.model_files.append(path)

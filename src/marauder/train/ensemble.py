@@ -94,7 +94,15 @@ def train_resumable(name: str, out_dir: Path, spec: dict, train_kwargs: dict, *,
             stale.unlink(missing_ok=True)
 
     if resume is not None:
-        progress = checkpoint_progress(resume)
+        try:
+            progress = checkpoint_progress(resume)
+        except Exception as exc:  # a truncated or foreign file: say so, never crash on it
+            if resume_from is not None:
+                raise MarauderError(f"--resume: cannot read checkpoint ({exc})", file=str(resume)) from exc
+            log.warning("%s: cannot read %s (%s); starting afresh", name, resume, exc)
+            last.unlink(missing_ok=True)
+            resume, progress = None, None
+    if resume is not None:
         if progress["finished"] or progress["epoch"] >= progress["epochs"]:
             log.info("%s: %s already holds a finished run (%d/%d epochs)", name, resume, progress["epoch"],
                      progress["epochs"])

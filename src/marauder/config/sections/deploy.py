@@ -101,11 +101,23 @@ class EvaluationConfig(Section):
 
 
 class ServeConfig(Section):
+    """`marauder serve`: the cloud HTTP service over a deployment package (docs/SERVING.md)."""
+
+    package: str | None = Field(None, description="package folder or .tar.gz; null = "
+                                "checkpoints/tensorrt/nano_deployment")
     host: str = "0.0.0.0"
-    port: int = Field(8080, ge=1, le=65535)
-    max_body_mb: float = Field(10.0, gt=0)
-    max_pixels: int = Field(40_000_000, gt=0)
-    max_batch: int = Field(8, ge=1)
-    batch_window_ms: float = Field(5.0, ge=0)
-    api_keys_file: str | None = None
-    require_api_key: bool = True
+    port: int = Field(8080, ge=1, le=65535, description="the PORT environment variable wins (Cloud Run)")
+    backend: Literal["auto", "onnx", "tensorrt"] = Field(
+        "auto", description="auto: TensorRT engines when TensorRT is installed, else ONNX Runtime (CUDA, then CPU)")
+    threads: int | None = Field(None, ge=1, description="ONNX Runtime intra-op threads; null = all cores")
+    apply_thresholds: bool = Field(True, description="drop detections below their class's operating threshold")
+    max_body_mb: float = Field(10.0, gt=0, description="larger request bodies get 413")
+    max_pixels: int = Field(40_000_000, gt=0, description="larger decoded images get 413 (read from the header)")
+    max_images_per_request: int = Field(16, ge=1, description="images in one /v1/detect/batch request")
+    max_batch: int = Field(8, ge=1, description="images run through the model together")
+    batch_window_ms: float = Field(5.0, ge=0, description="wait this long for more requests to batch")
+    max_queue: int = Field(64, ge=1, description="images waiting for the model; more get 503")
+    request_timeout_s: float = Field(30.0, gt=0, description="waiting for the model longer than this gets 504")
+    api_keys_env: str = Field("MARAUDER_API_KEYS", description="env variable with comma-separated keys")
+    api_keys_file: str | None = Field(None, description="secret file, one key per line ('sha256:<hex>' or raw)")
+    require_api_key: bool = Field(True, description="false only behind another authenticating proxy")

@@ -55,19 +55,33 @@ class ActiveLearningConfig(Section):
 
 class OversamplingConfig(Section):
     enabled: bool = True
-    critical_species_ratio: float = Field(3.0, ge=1)
-    method: Literal["repeat", "class_weights"] = "repeat"
+    critical_species_ratio: float = Field(3.0, ge=1, description="each train image with a critical species "
+                                          "appears this often in the training list (fractions exact, seeded)")
+    method: Literal["repeat", "class_weights"] = Field(
+        "repeat", description="repeat: oversample images in the training list; class_weights: Ultralytics' "
+                              "inverse-frequency class weights in the loss (cls_pw), no repeats")
+    class_weight_power: float = Field(1.0, gt=0, le=1, description="method class_weights: Ultralytics' cls_pw "
+                                      "(1: full inverse class frequency, smaller dampens)")
 
 
 class HardNegativeMiningConfig(Section):
     enabled: bool = True
-    iterations: int = Field(3, ge=1)
-    epochs_per_iteration: int | None = Field(None, gt=0, description="null = baseline epochs / iterations")
+    iterations: int = Field(3, ge=1, description="train -> mine rounds; the last one only trains")
+    epochs_per_iteration: int | None = Field(None, gt=0, description="null = critical epochs / iterations")
     confidence: float = Field(0.25, ge=0, le=1, description="a prediction at or above this counts")
     review_confidence: float = Field(0.8, ge=0, le=1, description="above this, send for review instead")
+    match_iou: float = Field(0.5, gt=0, le=1, description="a same-class GT box at this IoU makes it a true positive")
+    classes: Literal["critical", "all"] = Field("critical", description="whose false positives are mined")
     mode: Literal["images", "crops"] = "images"
-    background_dirs: list[str] = Field(default_factory=list)
+    crop_context: float = Field(0.5, ge=0, description="mode crops: context around the box, x its size per side")
+    background_dirs: list[str] = Field(default_factory=list, description="folders of images with no animals")
     max_negatives_per_iteration: int = Field(500, gt=0)
+
+    @model_validator(mode="after")
+    def _review_above(self):
+        if self.review_confidence < self.confidence:
+            raise ValueError("review_confidence must not be below confidence")
+        return self
 
 
 class CriticalSpeciesConfig(Section):
@@ -75,11 +89,16 @@ class CriticalSpeciesConfig(Section):
         default_factory=lambda: ["lionfish", "purple_sea_urchin", "abalone"],
         description="class names that must be found reliably",
     )
-    base_model: str = "checkpoints/baseline/best.pt"
+    base_model: str = Field("checkpoints/baseline/best.pt", description="weights to start from (or a model "
+                            "name / .yaml to start from scratch)")
+    data: str = "data/organized/dataset.yaml"
     oversampling: OversamplingConfig = Field(default_factory=OversamplingConfig)
     hard_negative_mining: HardNegativeMiningConfig = Field(default_factory=HardNegativeMiningConfig)
-    min_recall: float = Field(0.70, ge=0, le=1)
+    min_recall: float = Field(0.70, ge=0, le=1, description="recall gate per critical species on val")
+    operating_confidence: float = Field(0.25, ge=0, le=1, description="threshold the gate's recall is taken at")
     epochs: int | None = Field(None, gt=0, description="null = baseline_yolo.epochs")
+    imgsz: int | None = Field(None, description="null = general.imgsz")
+    batch_size: int = Field(16, gt=0)
 
 
 class EnsembleVariant(Section):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
@@ -17,7 +18,7 @@ from .client import FathomNetClient, make_session
 from .concepts import AskedConcept, resolve
 from .records import image_entry, image_file_name
 from .retry import HttpStatusError, RetryPolicy, TransientError
-from .store import FathomNetStore
+from .store import FathomNetStore, compact
 
 log = get_logger("download")
 _CHUNK = 1 << 16
@@ -69,16 +70,30 @@ class DownloadResult:
 
 
 # -- listing --------------------------------------------------------------------------------
-def _list_concept(client: FathomNetClient, concept: str, opts: DownloadOptions) -> list:
-    """Image records labelled with one concept, paged, up to `limit` of them."""
+@dataclass(frozen=True)
+class _Item:
+    """What a listing keeps per image: enough to fetch it, plus its metadata as one JSON line."""
+
+    uuid: str
+    url: str
+    sha256: str | None
+    entry: str
+
+
+def _list_concept(client: FathomNetClient, concept: str, opts: DownloadOptions) -> list[_Item]:
+    """Image records labelled with one concept, paged, up to `limit` of them (as compact items:
+    the client's DTOs weigh ~6 KB each and are dropped page by page)."""
     from fathomnet.dto import GeoImageConstraints
 
-    found: list = []
+    found: list[_Item] = []
     offset = 0
     while opts.limit is None or len(found) < opts.limit:
         page = client.find_images(GeoImageConstraints(concept=concept, limit=opts.page_size, offset=offset,
                                                       **opts.filters))
-        found += [dto for dto in page if dto.uuid and dto.url]
+        for dto in page:
+            if dto.uuid and dto.url:
+                entry = image_entry(dto, image_file_name(dto.uuid, dto.url))
+                found.append(_Item(dto.uuid, dto.url, dto.sha256, compact(entry)))
         if len(page) < opts.page_size:
             break
         offset += opts.page_size
@@ -144,14 +159,14 @@ def _fetch_once(session, url: str, tmp: Path, expected_sha: str | None, timeout:
         raise TransientError("sha256 mismatch")
 
 
-def _download_image(store: FathomNetStore, session, dto, opts: DownloadOptions) -> tuple[str, dict]:
+def _download_image(store: FathomNetStore, session, item: _Item, opts: DownloadOptions) -> tuple[str, dict]:
     """Returns ("present" | "downloaded", entry). Raises on a permanent failure."""
-    name = image_file_name(dto.uuid, dto.url)
+    entry = json.loads(item.entry)
+    name = entry["file"]
     final = store.images / name
-    entry = image_entry(dto, name)
     if final.is_file():
-        known = store.entries.get(name)
-        expected = (dto.sha256 or (known or {}).get("sha256") or "").lower()
+        known = store.entry(name)
+        expected = (item.sha256 or (known or {}).get("sha256") or "").lower()
         if expected and sha256_file(final) == expected:
             entry["sha256"] = expected
             if known is None or not known.get("width"):
@@ -161,9 +176,8 @@ def _download_image(store: FathomNetStore, session, dto, opts: DownloadOptions) 
             return "present", entry
     tmp = store.temp_path(name)
     try:
-        opts.policy.call(lambda: _fetch_once(session, dto.url, tmp, dto.sha256, opts.timeout))
-        width, height = _image_ok(tmp)
-        entry["width"], entry["height"] = width, height
+        opts.policy.call(lambda: _fetch_once(session, item.url, tmp, item.sha256, opts.timeout))
+        entry["width"], entry["height"] = _image_ok(tmp)
         if not entry["sha256"]:
             entry["sha256"] = sha256_file(tmp)
         os.replace(tmp, final)
@@ -173,9 +187,9 @@ def _download_image(store: FathomNetStore, session, dto, opts: DownloadOptions) 
     return "downloaded", entry
 
 
-def _fetch_and_record(store: FathomNetStore, session, dto, opts: DownloadOptions, mapping: dict[str, int],
+def _fetch_and_record(store: FathomNetStore, session, item: _Item, opts: DownloadOptions, mapping: dict[str, int],
                       classes: list[str]) -> tuple[str, dict]:
-    status, entry = _download_image(store, session, dto, opts)
+    status, entry = _download_image(store, session, item, opts)
     store.add(entry, mapping, classes)
     return status, entry
 
@@ -231,15 +245,20 @@ def run_download(opts: DownloadOptions, images_dir: Path, labels_dir: Path, meta
         except (HttpStatusError, requests.RequestException) as exc:
             raise _unavailable(exc, "listing images", opts.policy) from None
         per_concept = [_select(a, listed, opts.limit) for a in asked]
+        for a, records in zip(asked, per_concept):
+            if not records:
+                log.warning("no images for '%s' (%s) with these filters", a.asked, ", ".join(a.concepts))
         log.info("listed %d concepts in %.2f s", len(concepts), time.monotonic() - t0)
-        todo: dict[str, object] = {}
+        todo: dict[str, _Item] = {}
         owners: dict[str, list[int]] = {}
         for i, records in enumerate(per_concept):
             summaries[i].found = len(records)
-            for dto in records:
-                todo.setdefault(dto.uuid, dto)
-                owners.setdefault(dto.uuid, []).append(i)
-        log.info("%d images to fetch (%d already on disk are checked, not re-downloaded)", len(todo),
+            for item in records:
+                todo.setdefault(item.uuid, item)
+                owners.setdefault(item.uuid, []).append(i)
+        del listed, per_concept  # from here on each item lives until it is handed to a worker
+        total = len(todo)
+        log.info("%d images to fetch (%d already on disk are checked, not re-downloaded)", total,
                  sum((images_dir / image_file_name(u, d.url)).is_file() for u, d in todo.items()))
         lock = threading.Lock()
 
@@ -261,17 +280,14 @@ def run_download(opts: DownloadOptions, images_dir: Path, labels_dir: Path, meta
         def completions():
             # Keep a bounded number in flight so memory stays flat however many images there are.
             pending: dict[Future, str] = {}
-            items = iter(todo.items())
+            queue = list(todo)
+            queue.reverse()  # pop() from the end keeps the listing order
             budget = opts.concurrency * 4
-            exhausted = False
-            while pending or not exhausted:
-                while not exhausted and len(pending) < budget:
-                    nxt = next(items, None)
-                    if nxt is None:
-                        exhausted = True
-                        break
-                    uuid, dto = nxt
-                    pending[pool.submit(_fetch_and_record, store, session, dto, opts, mapping, classes)] = uuid
+            while pending or queue:
+                while queue and len(pending) < budget:
+                    uuid = queue.pop()
+                    item = todo.pop(uuid)
+                    pending[pool.submit(_fetch_and_record, store, session, item, opts, mapping, classes)] = uuid
                 if not pending:
                     break
                 done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
@@ -281,13 +297,13 @@ def run_download(opts: DownloadOptions, images_dir: Path, labels_dir: Path, meta
 
         t0 = time.monotonic()
         try:
-            for _ in _progress(completions(), len(todo)):
+            for _ in _progress(completions(), total):
                 pass
         except BaseException:  # Ctrl-C and the like: leave metadata.json current (the journal stays)
             store.flush()
             raise
         elapsed = time.monotonic() - t0
-        log.info("fetched %d images in %.2f s (%.1f images/s)", len(todo), elapsed, len(todo) / max(elapsed, 1e-9))
+        log.info("fetched %d images in %.2f s (%.1f images/s)", total, elapsed, total / max(elapsed, 1e-9))
     relabelled = store.relabel_all(mapping, classes)
     if relabelled:
         log.info("rewrote %d label files for the current class mapping", relabelled)

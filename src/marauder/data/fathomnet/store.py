@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 from ...errors import MarauderError
-from ...fsio import atomic_write_json
 from .records import apply_classes, label_text
 
 JOURNAL_NAME = ".metadata.journal.jsonl"
@@ -31,17 +30,26 @@ class OutputNotWritable(MarauderError):
     pass
 
 
+def compact(entry: dict) -> str:
+    """One entry as one line of JSON: a few hundred bytes per image held in memory."""
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"))
+
+
 class FathomNetStore:
+    """Entries are held as compact JSON strings and metadata.json is streamed to disk, so memory
+    per image is the size of its metadata line, never its pixels."""
+
     def __init__(self, images: Path, labels: Path, metadata: Path, flush_seconds: float = 2.0):
         self.images, self.labels, self.metadata = Path(images), Path(labels), Path(metadata)
         self.journal = self.metadata.with_name(JOURNAL_NAME)
         self.flush_seconds = flush_seconds
-        self.entries: dict[str, dict] = {}  # file name -> entry
+        self.entries: dict[str, str] = {}  # file name -> compact JSON entry
         self.added: set[str] = set()  # labelled in this run, with this run's mapping
         self.header: dict = {}
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._journal_fh = None
-        self._last_flush = 0.0
+        self._next_flush = 0.0
 
     # -- set-up ----------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -72,15 +80,20 @@ class FathomNetStore:
                 raise MarauderError(f"unreadable metadata ({exc.msg}); move it away to start afresh",
                                     file=str(self.metadata), line=exc.lineno) from None
             self.header = {k: v for k, v in data.items() if k != "images"}
-            for e in data.get("images", []):
-                self.entries[e["file"]] = e
+            for e in data.pop("images", []):
+                self.entries[e["file"]] = compact(e)
         if self.journal.is_file():
-            for line in self.journal.read_text(encoding="utf-8").splitlines():
-                with contextlib.suppress(json.JSONDecodeError, KeyError, TypeError):
-                    e = json.loads(line)  # a kill may have cut the last line: skip it
-                    self.entries[e["file"]] = e
+            with open(self.journal, encoding="utf-8") as fh:
+                for line in fh:
+                    with contextlib.suppress(json.JSONDecodeError, KeyError, TypeError):
+                        e = json.loads(line)  # a kill may have cut the last line: skip it
+                        self.entries[e["file"]] = compact(e)
         # Only entries whose image is still on disk count as downloaded.
         self.entries = {f: e for f, e in self.entries.items() if (self.images / f).is_file()}
+
+    def entry(self, file_name: str) -> dict | None:
+        line = self.entries.get(file_name)
+        return json.loads(line) if line is not None else None
 
     # -- writing ---------------------------------------------------------------------------
     def temp_path(self, file_name: str) -> Path:
@@ -92,39 +105,68 @@ class FathomNetStore:
     def add(self, entry: dict, concept_to_class: dict[str, int], classes: list[str]) -> None:
         """Record a finished image: journal first (survives a kill), then its label file."""
         apply_classes(entry, concept_to_class, classes)
-        line = json.dumps(entry, sort_keys=True) + "\n"
+        line = compact(entry)
         with self._lock:
             if self._journal_fh is None:
                 self._journal_fh = open(self.journal, "a", encoding="utf-8")  # noqa: SIM115
-            self._journal_fh.write(line)
+            self._journal_fh.write(line + "\n")
             self._journal_fh.flush()
-            self.entries[entry["file"]] = entry
+            self.entries[entry["file"]] = line
             self.added.add(entry["file"])
         write_replace(self.labels / label_name(entry["file"]), label_text(entry))
-        if time.monotonic() - self._last_flush > self.flush_seconds:
+        if time.monotonic() > self._next_flush:
             self.flush()
 
     def flush(self, final: bool = False) -> None:
-        with self._lock:
-            self._last_flush = time.monotonic()
-            atomic_write_json(self.metadata, self._document())
+        """Rewrite metadata.json (atomically, streamed). Periodic flushes are skipped while another
+        one runs, and spaced so they take at most ~5% of the time however large the file grows."""
+        if not self._flush_lock.acquire(blocking=final):
+            return
+        try:
+            t0 = time.monotonic()
+            with self._lock:
+                items = sorted(self.entries.items())
+            self._write_metadata(items, durable=final)
+            self._next_flush = time.monotonic() + max(self.flush_seconds, 20 * (time.monotonic() - t0))
             if final:
-                if self._journal_fh is not None:
-                    self._journal_fh.close()
-                    self._journal_fh = None
+                with self._lock:
+                    if self._journal_fh is not None:
+                        self._journal_fh.close()
+                        self._journal_fh = None
                 with contextlib.suppress(FileNotFoundError):
                     self.journal.unlink()
+        finally:
+            self._flush_lock.release()
 
-    def _document(self) -> dict:
-        return {**self.header, "images": [self.entries[f] for f in sorted(self.entries)]}
+    def _write_metadata(self, items: list[tuple[str, str]], durable: bool) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.metadata.parent, prefix=f".{self.metadata.name}.", suffix=TMP_SUFFIX)
+        os.fchmod(fd, FILE_MODE)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write("{\n")
+                for key, value in self.header.items():
+                    fh.write(f"  {json.dumps(key)}: {json.dumps(value)},\n")
+                fh.write('  "images": [')
+                for n, (_, line) in enumerate(items):
+                    fh.write(("\n    " if n == 0 else ",\n    ") + line)
+                fh.write("\n  ]\n}\n")
+                if durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            os.replace(tmp, self.metadata)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
     def relabel_all(self, concept_to_class: dict[str, int], classes: list[str]) -> int:
         """Make every label file from earlier runs match the current class mapping; returns how many changed."""
         changed = 0
-        for file_name, entry in sorted(self.entries.items()):
+        for file_name in sorted(self.entries):
             if file_name in self.added:
                 continue
-            apply_classes(entry, concept_to_class, classes)
+            entry = apply_classes(json.loads(self.entries[file_name]), concept_to_class, classes)
+            self.entries[file_name] = compact(entry)
             path = self.labels / label_name(file_name)
             text = label_text(entry)
             if not path.is_file() or path.read_text(encoding="utf-8") != text:
