@@ -21,11 +21,15 @@ class Context:
     overrides: list[str] = field(default_factory=list)
 
     @cached_property
+    def resolved_config_path(self) -> Path | None:
+        """--config, else config/training_config.yaml in the workspace when present, else None (defaults)."""
+        if self.config_path is None and (self.workspace.root / DEFAULT_CONFIG).is_file():
+            return self.workspace.root / DEFAULT_CONFIG
+        return self.config_path
+
+    @cached_property
     def config(self) -> MarauderConfig:
-        path = self.config_path
-        if path is None and (self.workspace.root / DEFAULT_CONFIG).is_file():
-            path = self.workspace.root / DEFAULT_CONFIG
-        return load_config(path, self.overrides)
+        return load_config(self.resolved_config_path, self.overrides)
 
     def start_stage(self, log_name: str, output_dir: Path | None = None) -> logging.Logger:
         """Log to logs/<log_name>.log and save the resolved config beside the stage's outputs."""
@@ -33,5 +37,5 @@ class Context:
         if output_dir is not None:
             save_resolved(self.config, output_dir)
         logger.info("stage %s: workspace %s, config %s", log_name, self.workspace.root,
-                    self.config_path or "<defaults>")
+                    self.resolved_config_path or "<defaults>")
         return logger

@@ -87,6 +87,7 @@ def test_guide_commands_as_written(server, tmp_path):
     assert r.returncode == 0, r.stderr
     meta = _check_consistent(ws, 10 + 7 + 10)
     assert meta["classes"] == ["lionfish", "purple_sea_urchin", "abalone"]
+    assert (ws / "data/fathomnet/classes.txt").read_text() == "lionfish\npurple_sea_urchin\nabalone\n"
     assert "FathomNet download" in r.stderr and "Pterois volitans" in r.stderr  # summary + printed resolution
 
     r = subprocess.run([*base, "--concepts", "Pterois", "Purple sea urchin", "Abalone", "--limit", "500", *FAST],
@@ -222,3 +223,20 @@ def test_killed_run_resumes_to_identical_files(server, tmp_path):
 def test_bad_arguments_fail_before_any_request(tmp_path, capsys, args, message):
     assert _download(_workspace(tmp_path), *args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_organizer_splits_by_the_group_key_without_leakage(server, tmp_path):
+    from marauder.data.organize import organize_dataset
+
+    ws = _workspace(tmp_path)
+    assert _download(ws, "--limit", "500") == 0
+    root = ws / "data" / "fathomnet"
+    meta = json.loads((root / "metadata.json").read_text())
+    out = tmp_path / "organized"
+    result = organize_dataset(root / "images", root / "labels", out, split=(0.6, 0.2, 0.2), group_by="meta:group")
+    assert result.names == meta["classes"]  # read from data/fathomnet/classes.txt
+    group_of = {e["file"]: e["group"] for e in meta["images"]}
+    splits = {s: {group_of[p.name] for p in (out / "images" / s).glob("*.jpg")} for s in ("train", "val", "test")}
+    assert sum(len(list((out / "images" / s).glob("*.jpg"))) for s in splits) == N_IMAGES
+    assert all(splits.values()) and not (splits["train"] & splits["val"] or splits["train"] & splits["test"]
+                                         or splits["val"] & splits["test"])

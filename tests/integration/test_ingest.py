@@ -96,3 +96,15 @@ def test_unopenable_video_is_named_in_the_summary(tmp_path, capsys):
 def test_bad_input(tmp_path, capsys, args, message):
     assert main(["ingest", str(tmp_path / "missing"), *args, "--workspace", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_dataset_layout_with_images_folder(tmp_path):
+    """DIR/images/*.jpg (the usual dataset layout): names and group come without the 'images' level."""
+    src = tmp_path / "reef-survey"
+    _jpeg(src / "images" / "a.jpg", 1)
+    _jpeg(src / "images" / "site2" / "b.jpg", 2)
+    ws = tmp_path / "ws"
+    assert main(["ingest", str(src), "--source", "deepfish", "--workspace", str(ws), "--link", "hardlink"]) == 0
+    groups = {e["file"]: e["group"] for e in _meta(ws, "deepfish")["images"]}
+    assert groups == {"a.jpg": "reef-survey", "site2__b.jpg": "site2"}
+    assert (ws / "data/deepfish/images/a.jpg").stat().st_ino == (src / "images" / "a.jpg").stat().st_ino

@@ -20,23 +20,34 @@ def add_arguments(parser) -> None:
                         help="read an API key from stdin and print its sha256 form for MARAUDER_API_KEYS")
 
 
-def run(args, ctx) -> int:
-    from ..log import console, setup_logging
+def _log_to_stdout(level: str) -> None:
+    """Plain one-line records on stdout: what Cloud Logging and `docker logs` want (no wrapping, no colour)."""
+    import logging
 
+    logger = logging.getLogger("marauder")
+    logger.setLevel(level)
+    logger.propagate = False
+    if not any(getattr(h, "_marauder_serve", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._marauder_serve = True
+        logger.addHandler(handler)
+
+
+def run(args, ctx) -> int:
     if args.hash_key:
+        from ..errors import MarauderError
         from ..serve.keys import hash_key
 
         key = sys.stdin.readline().strip()
-        if not key:
-            from ..errors import MarauderError
-
-            raise MarauderError("no key on stdin: echo -n 'KEY' | marauder serve --hash-key")
+        if len(key) < 16:
+            raise MarauderError("give a key of at least 16 characters on stdin: "
+                                "echo -n 'KEY' | marauder serve --hash-key")
         print(hash_key(key))
         return 0
     cfg = ctx.config.serve
     if args.host:
         cfg = cfg.model_copy(update={"host": args.host})
-    setup_logging(None, ctx.config.logging.level)  # a service logs to stdout (Cloud Logging collects it)
     ws = ctx.workspace
     package = ws.path(args.package) if args.package else (ws.path(cfg.package) if cfg.package else ws.deployment_dir)
     from ..serve.server import build_service, listen_port, run_server
@@ -44,8 +55,8 @@ def run(args, ctx) -> int:
     port = listen_port(cfg, args.port)
     if args.check:
         app, loaded = build_service(cfg, package)
-        console.print(f"package {loaded.folder}: backend {loaded.pipeline.backend_kind}, "
-                      f"classes {', '.join(loaded.pipeline.class_names)}; would listen on {cfg.host}:{port}",
-                      highlight=False)
+        print(f"package {loaded.folder}: backend {loaded.pipeline.backend_kind}, "
+              f"classes {', '.join(loaded.pipeline.class_names)}; would listen on {cfg.host}:{port}")
         return 0
+    _log_to_stdout(ctx.config.logging.level)
     return run_server(cfg, package, port, log_level=ctx.config.logging.level.lower())

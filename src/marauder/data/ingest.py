@@ -181,9 +181,12 @@ def _ingest_image(path: Path, root: Path, index: _Index, out: Path, link: str, r
         result.unreadable.append(str(path))
         return
     rel = path.relative_to(root)
+    if len(rel.parts) > 1 and rel.parts[0].lower() == "images":  # DIR/images/...: the usual dataset layout
+        rel = Path(*rel.parts[1:])
     name = _unique_name(out, _flat_name(rel), sha)
     _place(path, out / name, link)
-    group = rel.parts[0] if len(rel.parts) > 1 else root.name
+    top = root.parent.name if root.name.lower() == "images" else root.name
+    group = rel.parts[0] if len(rel.parts) > 1 else top  # a sub-folder (habitat, dive) or the source folder
     index.add({"file": name, "sha256": sha, "origin": str(rel), "group": group})
     result.added += 1
 

@@ -11,6 +11,7 @@ Layout written under `output`:
     images/diveNN_frameNNNN.jpg     labels/diveNN_frameNNNN.txt (YOLO)
     classes.txt                      metadata.json (per image: file, dive, boxes)
     unlabelled/images/*.jpg          (same style, no labels: SSL / active-learning pool)
+    unlabelled/answer_key/*.txt      (the pool's true boxes, for simulating the annotation vendor)
 """
 
 from __future__ import annotations
@@ -410,6 +411,7 @@ def generate_sample(
         (tmp / "images").mkdir()
         (tmp / "labels").mkdir()
         (tmp / "unlabelled" / "images").mkdir(parents=True)
+        (tmp / "unlabelled" / "answer_key").mkdir()
         plan = _dive_plan(n_images)
         dives = []
         for d, n_frames in enumerate(plan, start=1):
@@ -449,8 +451,12 @@ def generate_sample(
             dive = _make_dive(d, np.random.default_rng([seed, 1, d]))
             rng = np.random.default_rng([seed, 4, i])
             wanted = [int(c) for c in rng.integers(0, n_cls, int(rng.integers(0, 4)))]
-            img, _, _ = _render((w, h), dive, wanted, rng)
-            (tmp / "unlabelled" / "images" / f"dive{d:02d}_frame{i:04d}.jpg").write_bytes(_encode_jpeg(img))
+            img, boxes, placed = _render((w, h), dive, wanted, rng)
+            name = f"dive{d:02d}_frame{i:04d}"
+            (tmp / "unlabelled" / "images" / f"{name}.jpg").write_bytes(_encode_jpeg(img))
+            # The pool's true boxes, kept apart: the demo plays the annotation vendor with them.
+            rows = xyxy_to_rows(boxes, np.asarray(placed), (h, w))
+            (tmp / "unlabelled" / "answer_key" / f"{name}.txt").write_text(format_labels(rows), encoding="utf-8")
         atomic_write_text(tmp / "classes.txt", "".join(f"{c}\n" for c in classes))
         atomic_write_json(tmp / "metadata.json", {
             "generator": "marauder sample",
@@ -486,6 +492,9 @@ def install_sample(workspace, *, seed: int = 0, n_images: int = 96, image_size: 
             path.rmdir()  # empty (checked above)
     # Pool first, then the labelled set: each is one rename, so neither is seen half-written.
     (staging / "unlabelled" / "images").replace(pool)
+    answer_key = pool.parent / "answer_key"
+    shutil.rmtree(answer_key, ignore_errors=True)
+    (staging / "unlabelled" / "answer_key").replace(answer_key)
     (staging / "unlabelled").rmdir()
     staging.replace(target)
     return SampleInfo(target, info.classes, info.n_images, info.n_boxes, info.n_empty, info.n_unlabelled,

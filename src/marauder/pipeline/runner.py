@@ -14,6 +14,8 @@ from .fingerprint import fingerprint
 from .stages import STAGE_NAMES, STAGES, VENDOR_AFTER, Stage
 from .state import PipelineState
 
+WAITING = "waiting for vendor labels"
+
 
 @dataclass
 class PipelineOptions:
@@ -60,8 +62,17 @@ def run_pipeline(ctx, opts: PipelineOptions) -> int:
     state = PipelineState.load(ws.outputs("pipeline") / "state.json")
     stages = select_stages(opts.start, opts.stop, opts.skip)
     rc = 0
+    vendor_back = ws.annotation_package.exists() and vendor_round_done(ws)
     for stage in stages:
         rec = state.record(stage.name)
+        if (vendor_back and rec.status == "done" and not opts.force
+                and STAGE_NAMES.index(stage.name) <= STAGE_NAMES.index(VENDOR_AFTER)):
+            # Importing the vendor's labels changes data/organized; that must feed the stages after
+            # the vendor round, not retrain the baseline and send a new package out.
+            if rec.metric == WAITING:
+                state.mark(stage.name, metric="vendor labels imported")
+            console.print(f"[green]✓[/] {stage.name}: done before the vendor round, kept")
+            continue
         if not stage.enabled(cfg):
             state.mark(stage.name, status="skipped", metric="disabled in config")
             continue
@@ -83,7 +94,7 @@ def run_pipeline(ctx, opts: PipelineOptions) -> int:
             break
         state.mark(stage.name, status="done", fingerprint=fp, seconds=seconds, metric=stage.metric(ws))
         if stage.name == VENDOR_AFTER and opts.vendor_pause and not vendor_round_done(ws):
-            state.mark(stage.name, metric="waiting for vendor labels")
+            state.mark(stage.name, metric=WAITING)
             console.print(
                 f"\n[bold yellow]Paused for annotation.[/] Send {ws.annotation_package} to the vendor. "
                 "When the labels come back, run\n"

@@ -33,13 +33,9 @@ class Stage:
     metric: Callable[[Workspace], str | None] = field(default=lambda ws: None)
 
 
-def ensemble_weights(ws: Workspace) -> list[Path]:
-    """What the guide's `find checkpoints/ensemble -name best.pt` finds (variants and multiscale)."""
-    root = ws.checkpoints("ensemble")
-    return sorted(root.glob("*/best.pt")) if root.is_dir() else []
-
-
 def _variant_weights(ws: Workspace, cfg: MarauderConfig) -> list[Path]:
+    """The ensemble members. Calibrate and export both use exactly these, so the calibrated
+    thresholds in the deployment package were fitted on the models it carries."""
     return [ws.ensemble_dir(name) / "best.pt" for name in cfg.ensemble.variants]
 
 
@@ -117,10 +113,10 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "calibrate", ("tta_calibration", "critical_species"),
-        inputs=lambda ws, cfg: [*ensemble_weights(ws), ws.organized_dir],
+        inputs=lambda ws, cfg: [*_variant_weights(ws, cfg), ws.organized_dir],
         outputs=lambda ws, cfg: [ws.pipeline_config, ws.calibrator],
         args=lambda ws, cfg: [
-            "--models", *map(str, ensemble_weights(ws)),
+            "--models", *map(str, _variant_weights(ws, cfg)),
             "--calibration-data", str(ws.organized_images("val")),
         ],
     ),

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config.sections.deploy import ServeConfig
 from .batcher import MicroBatcher, Overloaded
-from .images import CONTENT_TYPES, ImageRejected, check_content_type, decode_image, media_type
+from .images import ImageRejected, check_content_type, decode_image, media_type
 from .keys import KeyStore
 from .metrics import ServiceMetrics
 from .schemas import BatchResponse, DetectResponse, ErrorBody, Health, ImageResult, ModelInfo
@@ -286,5 +286,4 @@ def create_app(pipeline, cfg: ServeConfig, keys: KeyStore) -> FastAPI:
         metrics.queue_depth.set(batcher.depth())
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    app.state.content_types = sorted(CONTENT_TYPES)
     return app

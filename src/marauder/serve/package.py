@@ -25,6 +25,9 @@ class LoadedPackage:
 
 
 def _unpack(archive: Path) -> Path:
+    if not hasattr(tarfile, "data_filter"):
+        raise MarauderError("safe unpacking needs Python >= 3.10.12 or 3.11.4; unpack the archive and pass "
+                            "the folder instead", file=str(archive))
     dest = Path(tempfile.mkdtemp(prefix="marauder-package-"))
     atexit.register(shutil.rmtree, dest, True)
     try:

@@ -199,6 +199,16 @@ def _mine(i: int, best: Path, plan: Plan, cfg: CriticalSpeciesConfig, workspace:
     return summary
 
 
+def train_overrides(cfg: CriticalSpeciesConfig) -> dict:
+    """Ultralytics arguments of every iteration: train_args, plus the class-weighted loss (cls_pw,
+    Ultralytics >= 8.4: inverse class frequency ** power) when oversampling.method is class_weights."""
+    overrides = dict(cfg.train_args)
+    over = cfg.oversampling
+    if over.enabled and over.method == "class_weights":
+        overrides["cls_pw"] = over.class_weight_power
+    return overrides
+
+
 def negatives_dir(workspace: Workspace, iteration: int) -> Path:
     return workspace.data_dir / STAGE / f"iter{iteration}" / "negatives"
 
@@ -215,10 +225,7 @@ def run_critical_species(cfg: CriticalSpeciesConfig, general: GeneralConfig, wor
     log.info("critical species %s: train images with them %s; training list %d entries (%d train images), "
              "%d iteration(s) x %d epochs from %s", names, plan.species_images, len(plan.train_list),
              len(set(plan.train_list)), plan.iterations, plan.epochs_per_iteration, plan.base)
-    over = cfg.oversampling
-    overrides: dict = {}
-    if over.enabled and over.method == "class_weights":
-        overrides["cls_pw"] = over.class_weight_power
+    overrides = train_overrides(cfg)
 
     rows: list[dict] = []
     negatives: list[Path] = []

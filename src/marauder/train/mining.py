@@ -174,15 +174,22 @@ def select_negatives(result: MiningResult, mode: str, known: set[str], limit: in
 
 def crop_window(box: np.ndarray, image_size: tuple[int, int], context: float, min_size: int = 32
                 ) -> tuple[int, int, int, int]:
-    """The box grown by `context` x its size on every side (at least min_size px), inside the image."""
+    """The box grown by `context` x its size on every side (at least min_size px), shifted to lie
+    inside the image (a false positive at the border keeps its context on the inner side)."""
     h, w = image_size
     x1, y1, x2, y2 = (float(v) for v in box)
-    bw, bh = max(1.0, x2 - x1), max(1.0, y2 - y1)
-    half_w = max(min_size / 2, bw * (0.5 + context))
-    half_h = max(min_size / 2, bh * (0.5 + context))
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    return (int(max(0, np.floor(cx - half_w))), int(max(0, np.floor(cy - half_h))),
-            int(min(w, np.ceil(cx + half_w))), int(min(h, np.ceil(cy + half_h))))
+
+    def span(lo: float, hi: float, limit: int) -> tuple[int, int]:
+        half = max(min_size / 2, max(1.0, hi - lo) * (0.5 + context))
+        a, b = (lo + hi) / 2 - half, (lo + hi) / 2 + half
+        if a < 0:
+            a, b = 0.0, b - a
+        if b > limit:
+            a, b = a - (b - limit), float(limit)
+        return int(max(0.0, np.floor(a))), int(min(limit, np.ceil(b)))
+
+    (ax, bx), (ay, by) = span(x1, x2, w), span(y1, y2, h)
+    return ax, ay, bx, by
 
 
 def _labels_inside(gt: GroundTruth | None, window: tuple[int, int, int, int], min_visible: float = 0.3) -> str:

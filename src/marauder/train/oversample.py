@@ -11,9 +11,9 @@ val and test keep pointing at the original folders: they are never touched.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np

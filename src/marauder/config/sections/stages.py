@@ -99,6 +99,8 @@ class CriticalSpeciesConfig(Section):
     epochs: int | None = Field(None, gt=0, description="null = baseline_yolo.epochs")
     imgsz: int | None = Field(None, description="null = general.imgsz")
     batch_size: int = Field(16, gt=0)
+    train_args: dict = Field(default_factory=dict, description="extra Ultralytics training arguments for every "
+                             "iteration, e.g. {lr0: 0.001, warmup_epochs: 0}")
 
 
 class EnsembleVariant(Section):

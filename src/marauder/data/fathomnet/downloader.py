@@ -13,10 +13,11 @@ from pathlib import Path
 
 from ...errors import MarauderError
 from ...fsio import sha256_file
-from ...log import console, get_logger
+from ...log import get_logger
 from .client import FathomNetClient, make_session
 from .concepts import AskedConcept, resolve
 from .records import image_entry, image_file_name
+from .report import ConceptSummary, print_summary, progress_bar
 from .retry import HttpStatusError, RetryPolicy, TransientError
 from .store import FathomNetStore, compact
 
@@ -44,18 +45,6 @@ class DownloadOptions:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = 30.0
     filters: dict = field(default_factory=dict)  # GeoImageConstraints fields (minDepth, ...)
-
-
-@dataclass
-class ConceptSummary:
-    asked: str
-    class_name: str
-    concepts: int
-    found: int = 0
-    downloaded: int = 0
-    present: int = 0
-    failed: int = 0
-    boxes: int = 0
 
 
 @dataclass
@@ -223,14 +212,15 @@ def run_download(opts: DownloadOptions, images_dir: Path, labels_dir: Path, meta
     except (HttpStatusError, requests.RequestException) as exc:
         raise _unavailable(exc, "resolving concepts", opts.policy) from None
     for a in asked:
-        extra = f" (+{len(a.concepts) - 1} more)" if len(a.concepts) > 1 else ""
+        more = f" (+{len(a.concepts) - 6} more)" if len(a.concepts) > 6 else ""
         log.info("'%s' -> class %d %s via %s: %s%s", a.asked, a.class_index, a.class_name, a.via,
-                 ", ".join(a.concepts[:6]), extra if len(a.concepts) > 6 else "")
+                 ", ".join(a.concepts[:6]), more)
         if a.class_name not in opts.classes:
             log.warning("'%s' is not in general.classes: appended as class %d '%s'", a.asked, a.class_index,
                         a.class_name)
     mapping = _concept_to_class(asked)
     _update_header(store, client, classes, asked, mapping)
+    store.write_classes(classes)
 
     summaries = [ConceptSummary(a.asked, a.class_name, len(a.concepts)) for a in asked]
     failures: dict[str, str] = {}
@@ -297,7 +287,7 @@ def run_download(opts: DownloadOptions, images_dir: Path, labels_dir: Path, meta
 
         t0 = time.monotonic()
         try:
-            for _ in _progress(completions(), total):
+            for _ in progress_bar(completions(), total):
                 pass
         except BaseException:  # Ctrl-C and the like: leave metadata.json current (the journal stays)
             store.flush()
@@ -309,7 +299,7 @@ def run_download(opts: DownloadOptions, images_dir: Path, labels_dir: Path, meta
         log.info("rewrote %d label files for the current class mapping", relabelled)
     store.header["failed"] = {u: failures[u] for u in sorted(failures)}
     store.flush(final=True)
-    _print_summary(summaries, counts, failures)
+    print_summary(summaries, counts, failures)
     return DownloadResult(classes, asked, summaries, counts["downloaded"], counts["present"], failures,
                           metadata_path)
 
@@ -335,43 +325,3 @@ def _update_header(store: FathomNetStore, client: FathomNetClient, classes: list
         "concept_classes": dict(sorted(mapping.items())),
         "note": "boxes whose class is null are concepts nobody asked for; they are not in the labels",
     }
-
-
-def _progress(items, total: int):
-    """A progress bar with count, rate (images/s) and ETA; silent when not on a terminal."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    class Rate(ProgressColumn):
-        def render(self, task) -> Text:
-            return Text(f"{task.speed or 0:.1f} img/s")
-
-    columns = [TextColumn("[bold]downloading"), BarColumn(), MofNCompleteColumn(), Rate(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn()]
-    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
-        task = bar.add_task("downloading", total=total)
-        for item in items:
-            yield item
-            bar.advance(task)
-
-
-def _print_summary(summaries: list[ConceptSummary], counts: dict, failures: dict) -> None:
-    from rich.table import Table
-
-    table = Table(title="FathomNet download")
-    for col in ("asked", "class", "concepts", "found", "downloaded", "already here", "failed", "boxes"):
-        table.add_column(col, justify="left" if col in ("asked", "class") else "right")
-    for s in summaries:
-        table.add_row(s.asked, s.class_name, str(s.concepts), str(s.found), str(s.downloaded), str(s.present),
-                      str(s.failed), str(s.boxes))
-    console.print(table)
-    log.info("downloaded %d, already present %d, failed %d", counts["downloaded"], counts["present"],
-             len(failures))

@@ -159,6 +159,10 @@ class FathomNetStore:
                 os.unlink(tmp)
             raise
 
+    def write_classes(self, classes: list[str]) -> None:
+        """classes.txt beside images/ and labels/: the organizer takes class names from it."""
+        write_replace(self.metadata.with_name("classes.txt"), "".join(f"{c}\n" for c in classes))
+
     def relabel_all(self, concept_to_class: dict[str, int], classes: list[str]) -> int:
         """Make every label file from earlier runs match the current class mapping; returns how many changed."""
         changed = 0

@@ -1,0 +1,186 @@
+"""Serving parts on tiny literal inputs: API keys, upload checks, micro-batching, and error bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+from marauder.errors import ConfigError
+from marauder.serve.images import ImageRejected, decode_image, sniff
+from marauder.serve.keys import hash_key, load_keys
+
+KEY = "k" * 20
+
+
+@pytest.mark.parametrize("env,presented,ok", [
+    (hash_key(KEY), KEY, True),
+    (KEY, KEY, True),  # a raw key is hashed on load
+    (f"{hash_key('another-key-12345678')}, {KEY}", KEY, True),
+    (hash_key(KEY), KEY + "x", False),
+    (hash_key(KEY), "", False),
+    (hash_key(KEY), None, False),
+    ("", KEY, False),
+])
+def test_keys_accept_only_configured_keys(env, presented, ok):
+    assert load_keys("KEYS", None, {"KEYS": env}).check(presented) is ok
+
+
+def test_key_file_with_comments_and_bad_entries(tmp_path):
+    good = tmp_path / "keys"
+    good.write_text(f"# rotated 2026-01\n{hash_key(KEY)}  # ops\n\n")
+    assert len(load_keys("NONE", good, {})) == 1
+    for text, message in ((f"sha256:{'z' * 64}\n", "sha256:<64 hex digits>"), ("short\n", "at least 16")):
+        bad = tmp_path / "bad"
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=message) as err:
+            load_keys("NONE", bad, {})
+        assert f"{bad}:1" in str(err.value)
+    with pytest.raises(ConfigError, match="not found"):
+        load_keys("NONE", tmp_path / "missing", {})
+
+
+def jpeg(h=20, w=30) -> bytes:
+    return cv2.imencode(".jpg", np.full((h, w, 3), 80, np.uint8))[1].tobytes()
+
+
+def png_header_only(w, h) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+
+
+@pytest.mark.parametrize("data,ctype,status,reason", [
+    (b"plain text", "text/plain", 415, "unsupported_media_type"),
+    (b"plain text", "image/png", 415, "unsupported_media_type"),
+    (b"", "image/jpeg", 400, "empty"),
+    (jpeg()[:-40], "image/jpeg", 400, "bad_image"),
+    (jpeg()[:40], "image/jpeg", 400, "bad_image"),
+    (png_header_only(50_000, 50_000), "image/png", 413, "too_many_pixels"),
+    (png_header_only(10, 10), "image/png", 400, "bad_image"),  # header but no pixel data
+    (jpeg(), "application/octet-stream", 415, "unsupported_media_type"),  # raw bodies must say image/*
+])
+def test_bad_uploads_are_refused(data, ctype, status, reason):
+    with pytest.raises(ImageRejected) as err:
+        decode_image(data, ctype, max_pixels=1_000_000)
+    assert (err.value.status, err.value.reason) == (status, reason)
+
+
+def test_good_upload_decodes_like_opencv():
+    data = jpeg(21, 33)
+    image = decode_image(data, "image/jpeg; charset=binary", max_pixels=1000)
+    assert image.shape == (21, 33, 3)
+    assert np.array_equal(image, cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+    assert decode_image(data, "application/octet-stream", 1000, allow_generic=True).shape == (21, 33, 3)
+    with pytest.raises(ImageRejected, match="the limit is 100"):
+        decode_image(data, "image/jpeg", max_pixels=100)
+    assert [sniff(b) for b in (data, png_header_only(1, 1), b"RIFF0000WEBPVP8 ", b"BM..", b"GIF89a")] == [
+        "JPEG", "PNG", "WEBP", "BMP", None]
+
+
+def test_batcher_groups_concurrent_images_and_survives_a_failure():
+    from marauder.serve.batcher import MicroBatcher, Overloaded
+
+    calls = []
+
+    def predict(images):
+        calls.append(len(images))
+        if any(i < 0 for i in images):
+            raise RuntimeError("model failed")
+        return [i * 10 for i in images]
+
+    async def scenario():
+        b = MicroBatcher(predict, max_batch=3, window_s=0.05, max_queue=4)
+        await b.start()
+        results = await asyncio.gather(*(b.submit(i) for i in range(4)))
+        with pytest.raises(RuntimeError):
+            await b.submit(-1)
+        after = await b.submit(7)
+        with pytest.raises(Overloaded):
+            await asyncio.gather(*(b.submit(i) for i in range(6)))
+        await b.stop()
+        return results, after
+
+    results, after = asyncio.run(scenario())
+    assert results == [0, 10, 20, 30] and after == 70
+    assert calls[:2] == [3, 1]  # four at once with max_batch 3
+
+
+class FailingPipeline:
+    class_names = ["a"]
+    config = {"models": [{"name": "m"}], "imgsz": 32}
+    backend_kind = "onnx"
+
+    def predict(self, images):
+        raise ValueError("secret internal detail /srv/model.onnx")
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_server_errors_hide_the_traceback():
+    from fastapi.testclient import TestClient
+
+    from marauder.config.sections.deploy import ServeConfig
+    from marauder.serve.app import create_app
+
+    app = create_app(FailingPipeline(), ServeConfig(require_api_key=False), load_keys("NONE", None, {}))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.post("/v1/detect", content=jpeg(), headers={"Content-Type": "image/jpeg"})
+        assert r.status_code == 500
+        assert r.json()["detail"].startswith("internal server error (request ")
+        assert "secret" not in r.text and "Traceback" not in r.text
+        r = client.post("/v1/detect", files={"file": ("a.txt", b"x", "text/plain")})
+        assert r.status_code == 415
+        r = client.post("/v1/detect", files={"other": ("../../etc/passwd", jpeg(), "image/jpeg")})
+        assert r.status_code == 500  # decoded from memory and run (the failing model), the name never used
+        assert 'reason="internal"' in client.get("/metrics").text
+
+
+@pytest.mark.parametrize("cli,env,expected", [(None, {}, 8080), (None, {"PORT": "9000"}, 9000), (7000, {"PORT": "9000"}, 7000)])
+def test_port_comes_from_flag_then_env_then_config(cli, env, expected):
+    from marauder.config.sections.deploy import ServeConfig
+    from marauder.serve.server import listen_port
+
+    assert listen_port(ServeConfig(), cli, env) == expected
+    with pytest.raises(ConfigError, match="PORT"):
+        listen_port(ServeConfig(), None, {"PORT": "http"})
+
+
+def test_hash_key_command(monkeypatch, capsys, tmp_path):
+    import io
+
+    from marauder.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(KEY + "\n"))
+    assert main(["serve", "--workspace", str(tmp_path), "--hash-key"]) == 0
+    assert capsys.readouterr().out.strip() == hash_key(KEY)
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["serve", "--workspace", str(tmp_path), "--hash-key"]) == 2
+
+
+def test_package_archives_are_unpacked_safely(tmp_path):
+    import tarfile
+
+    from marauder.errors import MarauderError
+    from marauder.serve.package import resolve_package
+
+    def make(name, members):
+        path = tmp_path / name
+        with tarfile.open(path, "w:gz") as tar:
+            for member, data in members:
+                src = tmp_path / "payload"
+                src.write_bytes(data)
+                tar.add(src, arcname=member)
+        return path
+
+    good = resolve_package(make("ok.tar.gz", [("nano_deployment/deployment_config.yaml", b"models: []\n")]))
+    assert good.name == "nano_deployment" and (good / "deployment_config.yaml").is_file()
+    with pytest.raises(MarauderError, match="cannot unpack"):
+        resolve_package(make("evil.tar.gz", [("../outside.txt", b"x")]))
+    assert not (tmp_path.parent / "outside.txt").exists()
+    with pytest.raises(MarauderError, match="no deployment_config.yaml"):
+        resolve_package(make("empty.tar.gz", [("readme.txt", b"x")]))
+    with pytest.raises(MarauderError, match="run `marauder export --package` first"):
+        resolve_package(tmp_path / "missing.tar.gz")
