@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE))
 from common import SHARED_DATA, Timer, row, write_result  # noqa: E402
 
 IMGSZ = int(os.environ.get("BENCH_CRIT_IMGSZ", 128))
-BASE_EPOCHS = int(os.environ.get("BENCH_CRIT_BASE_EPOCHS", 10))
+BASE_EPOCHS = int(os.environ.get("BENCH_CRIT_BASE_EPOCHS", 16))
 EPOCHS = int(os.environ.get("BENCH_CRIT_EPOCHS", 4))  # per specialisation, in total
 CRITICAL = os.environ.get("BENCH_CRIT_SPECIES", "stingray,starfish").split(",")
 BATCH = 16
@@ -85,7 +85,7 @@ def main() -> None:
         "oversampling+mining": dict(
             oversampling={"enabled": True, "critical_species_ratio": 3.0},
             hard_negative_mining={"enabled": True, "iterations": 2, "epochs_per_iteration": max(1, EPOCHS // 2),
-                                  "confidence": 0.1, "review_confidence": 0.8}),
+                                  "confidence": 0.05, "review_confidence": 0.8}),
     }
     for name, options in variants.items():
         cfg = CriticalSpeciesConfig(species=CRITICAL, base_model=str(base), data=str(data), epochs=EPOCHS,

@@ -1,4 +1,9 @@
-"""Run every benchmark in bench/ (bench_*.py), then collect bench/out/*.json into results.json/.md."""
+"""Run every benchmark in bench/ (bench_*.py), then collect bench/out/*.json into results.json/.md.
+
+  python bench/run_all.py                 all benchmarks
+  python bench/run_all.py download eval   only those whose name contains a word given
+  python bench/run_all.py --collect-only  rebuild the tables from the last results in bench/out/
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,10 @@ from common import OUT_DIR, machine  # noqa: E402
 
 
 def main() -> int:
-    only = sys.argv[1:]
-    scripts = sorted(HERE.glob("bench_*.py"))
+    args = sys.argv[1:]
+    collect_only = "--collect-only" in args  # just rebuild results.json/.md from bench/out/
+    only = [a for a in args if a != "--collect-only"]
+    scripts = [] if collect_only else sorted(HERE.glob("bench_*.py"))
     if only:
         scripts = [s for s in scripts if any(o in s.stem for o in only)]
     failures = []

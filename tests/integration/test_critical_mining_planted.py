@@ -21,7 +21,7 @@ import yaml
 pytestmark = pytest.mark.slow
 
 S = 64
-BASE_EPOCHS, EPOCHS = 24, 3
+BASE_EPOCHS, EPOCHS = 30, 5  # fewer base epochs and the model has not yet learned the fish (measured)
 NAMES = ["lionfish", "purple_sea_urchin", "abalone", "sea_star", "rockfish"]
 
 

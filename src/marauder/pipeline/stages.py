@@ -40,13 +40,51 @@ def _variant_weights(ws: Workspace, cfg: MarauderConfig) -> list[Path]:
 
 
 def _json_metric(path: Path, *keys: str) -> str | None:
+    data = _read_json(path)
     try:
-        data = json.loads(path.read_text())
         for key in keys:
             data = data[key]
         return f"{keys[-1]}={float(data):.3f}"
-    except (OSError, KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError):
         return None
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _ensemble_metric(ws: Workspace) -> str | None:
+    data = _read_json(ws.outputs("ensemble") / "validation.json")
+    if not data or not data.get("rows"):
+        return None
+    members = [r for r in data["rows"] if r["kind"] == "member" and r.get("mAP50-95") is not None]
+    fused = next((r for r in data["rows"] if r["kind"] == "ensemble"), None)
+    if not members or fused is None or fused.get("mAP50-95") is None:
+        return None
+    return f"fused mAP50-95={fused['mAP50-95']:.3f} (best member {max(r['mAP50-95'] for r in members):.3f})"
+
+
+def _multiscale_metric(ws: Workspace) -> str | None:
+    data = _read_json(ws.outputs("multiscale") / "multiscale_comparison.json")
+    deltas = [r["AP_small_delta"] for r in (data or {}).get("rows", []) if r.get("AP_small_delta") is not None]
+    return f"mean AP_small change={sum(deltas) / len(deltas):+.3f}" if deltas else None
+
+
+def _calibrate_metric(ws: Workspace) -> str | None:
+    data = _read_json(ws.checkpoints("tta_calibration") / "report.json")
+    try:
+        return (f"mAP50-95 {data['map']['ensemble']['mAP50-95']:.3f}->{data['map']['ensemble_tta']['mAP50-95']:.3f}"
+                f" with TTA; ECE {data['ece']['before']:.3f}->{data['ece']['after']:.3f}")
+    except (TypeError, KeyError):
+        return None
+
+
+def _export_metric(ws: Workspace) -> str | None:
+    data = _read_json(ws.checkpoints("tensorrt") / "validation" / "parity_report.json")
+    return None if data is None else f"parity {'passed' if data.get('passed') else 'FAILED'}"
 
 
 def _best_metric(ws: Workspace, stage: str) -> str | None:
@@ -104,12 +142,15 @@ STAGES: list[Stage] = [
         "train-ensemble", ("ensemble", "general"),
         inputs=lambda ws, cfg: [ws.organized_dir, ws.critical_best],
         outputs=_variant_weights,
+        args=lambda ws, cfg: ["--validate"],
+        metric=_ensemble_metric,
     ),
     Stage(
         "train-multiscale", ("multiscale_training", "general"),
         inputs=_variant_weights,
         outputs=lambda ws, cfg: [p.parent.with_name(p.parent.name + "_multiscale") / "best.pt"
                                  for p in _variant_weights(ws, cfg)],
+        metric=_multiscale_metric,
     ),
     Stage(
         "calibrate", ("tta_calibration", "critical_species"),
@@ -119,6 +160,7 @@ STAGES: list[Stage] = [
             "--models", *map(str, _variant_weights(ws, cfg)),
             "--calibration-data", str(ws.organized_images("val")),
         ],
+        metric=_calibrate_metric,
     ),
     Stage(
         "export", ("export", "deployment"),
@@ -128,6 +170,7 @@ STAGES: list[Stage] = [
             "--models", *map(str, _variant_weights(ws, cfg)), "--names", *cfg.ensemble.variants,
             "--validate", "--package",
         ],
+        metric=_export_metric,
     ),
     Stage(
         "evaluate", ("evaluation", "critical_species"),

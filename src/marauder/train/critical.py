@@ -180,8 +180,9 @@ def _mine(i: int, best: Path, plan: Plan, cfg: CriticalSpeciesConfig, workspace:
                                          batch=cfg.batch_size)
     selected = mining.select_negatives(result, hnm.mode, known, hnm.max_negatives_per_iteration)
     review_pkg = None
+    target = workspace.outputs(STAGE) / f"review_iter{i}.zip"
+    target.unlink(missing_ok=True)  # a package from an earlier mining of this round is no longer current
     if result.for_review:
-        target = workspace.outputs(STAGE) / f"review_iter{i}.zip"
         package_id = f"critical-review-iter{i}-{model_sha[:8]}"
         mining.export_review(result.for_review, list(plan.spec.names), target, package_id=package_id,
                              metadata={"model": str(best), "iteration": i,
