@@ -30,10 +30,12 @@ from common import SHARED_DATA, row, write_result  # noqa: E402
 from fakes.fathomnet_server import FakeFathomNet, build_catalog, jpeg_sources  # noqa: E402
 
 ROOTS = ["Pterois", "Strongylocentrotus purpuratus", "Haliotis"]
-_RSS = ("import resource, runpy, sys; sys.argv = sys.argv[1:]; "
+# Peak RSS from VmHWM (kB): ru_maxrss would include the forking parent's (the fake server's) RSS.
+_RSS = ("import runpy, sys; sys.argv = sys.argv[1:]; "
         "code = 0\ntry:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit as e:\n"
-        "    code = e.code or 0\nprint('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-        "sys.exit(code)")
+        "    code = e.code or 0\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+        "print('MAXRSS', hwm, file=sys.stderr)\nsys.exit(code)")
 
 
 def _timed(cmd: list[str], env: dict, cwd: Path) -> tuple[float, int, str]:

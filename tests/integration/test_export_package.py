@@ -57,7 +57,8 @@ def test_export_writes_onnx_reports_and_package(exported):
     import yaml
 
     cfg = yaml.safe_load((pkg / "deployment_config.yaml").read_text())
-    assert cfg["imgsz"] == 64 and cfg["models"][0]["confidence_threshold"] == 0.25
+    sample_cfg = yaml.safe_load((REPO / "config" / "sample.yaml").read_text())
+    assert cfg["imgsz"] == sample_cfg["export"]["imgsz"] and cfg["models"][0]["confidence_threshold"] == 0.25
     assert cfg["capture"]["target_fps"] == 5.0 and cfg["energy"]["energy_budget_wh"] == 0.05
     assert set(cfg["thresholds"]) == set(cfg["class_names"])
     listed = (pkg / "SHA256SUMS").read_text()

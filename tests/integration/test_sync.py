@@ -91,8 +91,11 @@ def test_500mb_sparse_file_goes_multipart_without_being_held_in_memory(s3, clien
     src.mkdir()
     with open(src / "model.bin", "wb") as fh:
         fh.truncate(500 * MB)  # sparse: no disk blocks, reads as zeros
-    code = ("import resource, sys; from marauder.cli import main; rc = main(sys.argv[1:]); "
-            "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent (the pytest worker,
+    # which may hold trained models), while VmHWM belongs to the new process image alone. Both in kB.
+    code = ("import sys; from marauder.cli import main; rc = main(sys.argv[1:]); "
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; "
+            "print('MAXRSS', hwm); sys.exit(rc)")
     cmd = [sys.executable, "-c", code, "sync", "push", str(src), "s3://marauder-test/big", "--endpoint-url", s3.url,
            "--workspace", str(tmp_path), "storage.region=us-east-1", "storage.multipart_chunk_mb=64",
            "storage.max_concurrency=4"]
