@@ -74,3 +74,12 @@ def test_vendor_round(tmp_path):
     later = time.time() + 5
     os.utime(label, (later, later))
     assert vendor_round_done(ws)
+
+
+def test_fingerprint_ignores_files_training_rewrites_itself(tmp_path):
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    base = fingerprint({}, [tmp_path])
+    (tmp_path / "labels" / "train.cache").write_bytes(b"ultralytics label cache")
+    (tmp_path / ".hidden.tmp").write_text("x")
+    assert fingerprint({}, [tmp_path]) == base

@@ -22,7 +22,8 @@ from typing import Literal
 
 import numpy as np
 
-from ..types import Detections, box_iou
+from ..runtime.fusion import nms_fusion
+from ..types import Detections
 
 FusionMethod = Literal["wbf", "nms", "soft_nms"]
 ConfType = Literal["avg", "max", "box_and_model_avg", "absent_model_aware_avg"]
@@ -112,36 +113,13 @@ def fuse(
 
 
 def _nms(boxes, scores, labels, method, iou_threshold, skip_box_threshold, weights, sigma):
-    """Class-wise greedy NMS / Gaussian soft-NMS in numpy.
+    """Class-wise greedy NMS / Gaussian soft-NMS: the edge runtime's numpy code, so both agree.
 
     Not ensemble-boxes' nms_method: its soft-NMS returns the undecayed scores (so it only drops
     boxes, never re-ranks them), and its numba NMS costs ~3 s of JIT compilation on first use.
     """
-    if weights is not None:
-        top = float(max(weights))
-        scores = [s * (float(wt) / top) for s, wt in zip(scores, weights)]
-    boxes, scores, labels = np.concatenate(boxes), np.concatenate(scores), np.concatenate(labels)
-    kept_boxes, kept_scores, kept_labels = [], [], []
-    for label in np.unique(labels):
-        sel = labels == label
-        b, s = boxes[sel], scores[sel].copy()
-        order = np.argsort(-s, kind="stable")
-        b, s = b[order], s[order]
-        while len(s):
-            best = int(np.argmax(s))  # first maximum: ties keep the earlier source's box
-            kept_boxes.append(b[best])
-            kept_scores.append(s[best])
-            kept_labels.append(label)
-            rest = np.arange(len(s)) != best
-            iou = box_iou(b[best][None], b[rest])[0]
-            b, s = b[rest], s[rest]
-            if method == "nms":
-                keep = iou <= iou_threshold
-            else:
-                s = s * np.exp(-(iou * iou) / sigma)
-                keep = s >= skip_box_threshold
-            b, s = b[keep], s[keep]
-    return np.array(kept_boxes).reshape(-1, 4), np.array(kept_scores), np.array(kept_labels)
+    return nms_fusion(boxes, scores, labels, weights=weights, iou_thr=iou_threshold,
+                      soft=method == "soft_nms", sigma=sigma, skip_box_thr=skip_box_threshold)
 
 
 def _common_image_size(sources: list[Detections], override: tuple[int, int] | None) -> tuple[int, int]:

@@ -1,7 +1,8 @@
 """Fingerprints decide whether a stage is up to date: its config sections plus its input files.
 
 Files are identified by (relative path, size, mtime_ns): cheap on large image folders and
-changed by any rewrite. Config sections are hashed from their resolved JSON form.
+changed by any rewrite. Config sections are hashed from their resolved JSON form. Derived files
+that training rewrites on its own (Ultralytics' labels/*.cache) and hidden files don't count.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ def _walk(path: Path) -> Iterable[tuple[str, int, int]]:
         yield str(path), st.st_size, st.st_mtime_ns
     elif path.is_dir():
         for p in sorted(path.rglob("*")):
-            if p.is_file() and not p.name.startswith("."):
+            if p.is_file() and not p.name.startswith(".") and p.suffix != ".cache":
                 st = p.stat()
                 yield str(p), st.st_size, st.st_mtime_ns
 

@@ -132,7 +132,7 @@ def nms_fusion(boxes_list, scores_list, labels_list, weights=None, iou_thr: floa
                soft: bool = False, sigma: float = 0.5, skip_box_thr: float = 0.001):
     """Class-wise greedy NMS or Gaussian soft-NMS over every source's boxes.
 
-    Same rules as the Python pipeline (marauder.infer.fusion._nms): a source's scores are scaled by
+    The Python pipeline (marauder.infer.fusion) calls this too: a source's scores are scaled by
     weight / max(weights); soft-NMS decays overlapping scores and drops those below `skip_box_thr`.
     """
     scores_list = [np.asarray(s, dtype=np.float64).reshape(-1) for s in scores_list]
