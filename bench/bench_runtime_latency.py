@@ -90,10 +90,14 @@ def latency_three_ways(onnx_path: Path, paths: list[Path]) -> dict:
         fn(1)
     times = {k: [] for k in runners}
     order = list(runners)
+    # One runner at a time over all images (blocks, rotated per repeat). Interleaving runners per
+    # image made each ONNX Runtime session compete with the previous session's still-spinning
+    # thread pool, which penalised whichever session had just been switched to.
     for rep in range(REPEATS):
-        for i in range(len(paths)):
-            shift = (rep + i) % len(order)
-            for k in order[shift:] + order[:shift]:  # rotate who goes first
+        shift = rep % len(order)
+        for k in order[shift:] + order[:shift]:
+            runners[k](0)  # let the previous session's threads go idle
+            for i in range(len(paths)):
                 t0 = time.perf_counter()
                 runners[k](i)
                 times[k].append(time.perf_counter() - t0)
