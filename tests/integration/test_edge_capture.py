@@ -86,6 +86,13 @@ def test_folder_source_processes_every_image(pipeline, organized_sample, tmp_pat
     assert [rec["file"] for rec in read_lines(tmp_path)] == files
 
 
+def test_max_frames_stops_the_capture_and_says_so(pipeline, organized_sample, tmp_path):
+    summary = run_capture(pipeline, open_source(organized_sample / "images" / "test"), tmp_path, target_fps=100,
+                          duration_s=30, energy=ENERGY, max_frames=2)
+    assert summary["stop_reason"] == "max frames reached"
+    assert summary["frames"] == len(read_lines(tmp_path)) == 2
+
+
 def short_clip(path: Path, frames: int = 6) -> Path:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 20.0, (96, 64))
     for i in range(frames):

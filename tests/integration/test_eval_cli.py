@@ -153,5 +153,7 @@ def test_bad_input_errors(tiny_model, organized_sample, tmp_path, capsys):
     assert code == 2 and f"{label.name}:{lines}: unknown class id 42" in err
     # a missing model names the command that makes one
     code, err = run(tmp_path / "nope.pt", data)
-    assert code == 2 and "nope.pt not found" in err
+    assert code == 2 and "nope.pt not found" in err and "marauder train-baseline" in err
+    code, err = run(tmp_path / "pipeline_config.yaml", data)
+    assert code == 2 and "run `marauder calibrate` first" in err
     assert not (tmp_path / "out").exists()

@@ -89,6 +89,17 @@ def test_unopenable_video_is_named_in_the_summary(tmp_path, capsys):
     assert "broken.mkv" in err and "OpenCV cannot open it" in err
 
 
+def test_foreign_metadata_json_is_one_clear_error(tmp_path, capsys):
+    src = tmp_path / "src"
+    _jpeg(src / "a.jpg", 1)
+    ws = tmp_path / "ws"
+    (ws / "data" / "deepfish").mkdir(parents=True)
+    (ws / "data" / "deepfish" / "metadata.json").write_text("[1, 2]")
+    assert main(["ingest", str(src), "--source", "deepfish", "--workspace", str(ws)]) == 2
+    assert "not an ingest metadata file" in capsys.readouterr().err
+    assert not list((ws / "data" / "deepfish" / "images").iterdir())
+
+
 @pytest.mark.parametrize("args, message", [
     (["--source", "deepfish"], "not a folder"),
     (["--source", "marauder", "--frame-rate", "0"], "--frame-rate must be > 0"),

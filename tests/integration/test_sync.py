@@ -84,6 +84,17 @@ def test_push_pull_skip_unchanged_and_delete_only_when_asked(s3, client, tmp_pat
     assert SECRET not in logs and SECRET not in capsys.readouterr().err
 
 
+def test_single_file_push_with_delete_keeps_neighbours_and_local_is_under_workspace(s3, client, tmp_path):
+    """`sync push FILE --delete` has nothing to mirror: other objects under the prefix stay. A
+    relative LOCAL resolves under --workspace (like every other command), not the current folder."""
+    client.put_object(Bucket="marauder-test", Key="ckpt/other.pt", Body=b"keep me")
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "best.pt").write_bytes(b"best")
+    assert _sync(s3, tmp_path, "push", "checkpoints/best.pt", "s3://marauder-test/ckpt", "--delete") == 0
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket="marauder-test")["Contents"]}
+    assert keys == {"ckpt/other.pt", "ckpt/best.pt"}
+
+
 @pytest.mark.slow
 def test_500mb_sparse_file_goes_multipart_without_being_held_in_memory(s3, client, tmp_path):
     """A real `marauder sync push` process: its peak RSS stays far below the file's size."""

@@ -117,3 +117,30 @@ def test_pick_resume_falls_back_to_the_mirrored_copy(tmp_path):
     torn.write_bytes(b"half")
     mirror.write_bytes(b"whole")
     assert pick_resume(None, [torn, mirror], lambda p: p.read_bytes() == b"whole") == mirror
+
+
+def test_lr_find_steps_below_the_minimum_is_a_one_line_error(tmp_path, capsys):
+    from marauder.cli import main
+
+    assert main(["lr-find", "--workspace", str(tmp_path), "--steps", "3", "general.device=cpu"]) == 2
+    assert "--steps 3: Input should be greater than or equal to 10" in capsys.readouterr().err
+    assert not (tmp_path / "logs").exists()
+
+
+def test_epoch_callbacks_survive_the_ddp_launchers_pickling(tmp_path):
+    """Ultralytics' DDP (general.device: [0, 1]) cloudpickles the trainer callbacks into its worker."""
+    cloudpickle = pytest.importorskip("cloudpickle")
+    from marauder.config.sections.general import LoggingConfig
+    from marauder.engines.ultralytics.callbacks import track_epochs
+    from marauder.train.common import Tracker
+
+    tracker = Tracker(tmp_path / "m.jsonl", LoggingConfig(tensorboard=True), tb_dir=tmp_path / "tb")
+    try:
+        clone = cloudpickle.loads(cloudpickle.dumps(track_epochs(tracker, tmp_path / "out.jsonl")))
+    finally:
+        tracker.close()
+    worker_tracker = next(c.cell_contents for c in clone.__closure__ if isinstance(c.cell_contents, Tracker))
+    worker_tracker.log({"loss": 1.5}, step=1)  # the worker reopened its own TensorBoard writer
+    worker_tracker.close()
+    assert any((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert '"loss": 1.5' in (tmp_path / "m.jsonl").read_text()

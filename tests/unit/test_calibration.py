@@ -193,3 +193,23 @@ def test_fusion_weights_repeat_over_each_models_views():
     fused = ens.fuse_raw(raw)[0]
     assert fused.scores.tolist() == pytest.approx([0.8 * 6 / 8], rel=1e-5)
     assert ens.fuse_raw(raw, views=[0], models=[0])[0].scores.tolist() == pytest.approx([0.8], rel=1e-5)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"method": "isotonik"}, "unknown calibration method"),
+    ({"method": "isotonic", "x": [0.1, 0.5], "y": [0.2]}, "ValueError"),
+    ({"method": "temperature"}, "KeyError"),
+])
+def test_hand_edited_calibrator_is_an_error_naming_the_class(tmp_path, params, message):
+    from marauder.errors import ConfigError
+    from marauder.infer.pipeline_predictor import load_calibrators
+    from marauder.infer.pipeline_spec import PipelineSpec
+
+    spec = PipelineSpec(class_names=["fish", "ray"], models=[{"name": "m", "path": "m.pt"}],
+                        calibration={"fish": {"method": "identity"}, "ray": params})
+    with pytest.raises(ConfigError, match=message) as err:
+        load_calibrators(spec, tmp_path / "pipeline_config.yaml")
+    assert "calibration.ray" in str(err.value)
+    ok = spec.model_copy(update={"calibration": {"ray": {"method": "platt", "a": 1.0, "b": 0.0}}})
+    per_class, pooled = load_calibrators(ok, tmp_path / "pipeline_config.yaml")
+    assert per_class == {1: {"method": "platt", "a": 1.0, "b": 0.0}} and pooled is None

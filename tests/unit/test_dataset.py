@@ -26,6 +26,7 @@ YAMLS = [
     ("no split", "names: [a]\n", "no split listed"),
     ("not a mapping", "- a\n", "expected a mapping"),
     ("broken yaml", "names: [a\n", "not valid YAML"),
+    ("nc not a number", "train: images/train\nnc: abc\nnames: [a]\n", "'nc' must be a whole number"),
 ]
 
 
@@ -41,6 +42,14 @@ def test_load_dataset_yaml(tmp_path, name, text, expected):
         with pytest.raises(DataError) as info:
             load_dataset_yaml(path)
         assert expected in str(info.value) and info.value.file == str(path)
+
+
+def test_yaml_that_is_not_utf8_is_one_clear_error(tmp_path):
+    path = tmp_path / "dataset.yaml"
+    path.write_bytes(b"\xff\xfe\x00names: [a]\n")
+    with pytest.raises(DataError, match="not UTF-8") as info:
+        load_dataset_yaml(path)
+    assert info.value.file == str(path)
 
 
 def test_missing_yaml_names_the_command(tmp_path):

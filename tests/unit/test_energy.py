@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from marauder.runtime.energy import EnergyGovernor, EnergyModel
+from marauder.runtime.errors import EdgeError
 from marauder.runtime.plan import model_size_letter, plan_rows
 
 MODES = {"MAXN": 10.0, "5W": 5.0}
@@ -21,8 +22,9 @@ def test_energy_wh(mode, wall, busy, expected_wh):
 
 
 def test_unknown_power_mode_is_refused():
-    with pytest.raises(ValueError, match="power mode 'TURBO'"):
+    with pytest.raises(ValueError, match="power mode 'TURBO'") as info:
         EnergyModel(MODES, "TURBO", 2.0)
+    assert isinstance(info.value, EdgeError)  # marauder-edge --power-mode TURBO: one line, no traceback
 
 
 def test_capture_energy_and_max_fps_are_consistent():

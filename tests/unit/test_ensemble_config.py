@@ -37,3 +37,34 @@ def test_shipped_configs_define_the_three_variants(tmp_path):
     assert full.multiscale_training.resolutions == [480, 512, 576, 640, 704, 768]
     assert full.ensemble.variants["high_recall"].augmentation["mixup"] > 0  # heavy
     assert full.ensemble.variants["high_precision"].augmentation["mosaic"] < 1  # light
+
+
+def test_variant_spec_follows_the_init_weights_content_not_just_the_path(tmp_path):
+    from marauder.config.sections.general import GeneralConfig
+    from marauder.config.sections.stages import EnsembleConfig
+    from marauder.train.ensemble import variant_spec
+
+    cfg = EnsembleConfig()
+    name = next(iter(cfg.variants))
+    init = tmp_path / "best.pt"
+    init.write_bytes(b"first base model")
+    spec = variant_spec(cfg, name, cfg.variants[name], GeneralConfig(), tmp_path / "d.yaml", init)
+    init.write_bytes(b"retrained base model")  # same path, new weights: the variant must not be skipped
+    assert variant_spec(cfg, name, cfg.variants[name], GeneralConfig(), tmp_path / "d.yaml", init) != spec
+    assert variant_spec(cfg, name, cfg.variants[name], GeneralConfig(), tmp_path / "d.yaml", None)["init_sha256"] is None
+
+
+def test_a_missing_init_from_fails_before_any_variant_trains(organized_sample, tmp_path, monkeypatch):
+    from marauder.config.sections.general import GeneralConfig
+    from marauder.config.sections.stages import EnsembleConfig
+    from marauder.errors import MarauderError
+    from marauder.train import ensemble
+    from marauder.workspace import Workspace
+
+    cfg = EnsembleConfig(data=str(organized_sample / "dataset.yaml"), budget={"imgsz": 64}, variants={
+        "first": {"model_size": "yolov8n"},
+        "second": {"model_size": "yolov8n", "init_from": "nowhere/best.pt"},
+    })
+    monkeypatch.setattr(ensemble, "train_resumable", lambda *a, **k: pytest.fail("trained before checking"))
+    with pytest.raises(MarauderError, match="ensemble.variants.second.init_from: .*nowhere/best.pt not found"):
+        ensemble.run_ensemble(cfg, GeneralConfig(), Workspace.at(tmp_path))

@@ -51,6 +51,10 @@ def test_parse_class_map_file_and_errors(tmp_path):
     assert parse_class_map(str(f)) == {"ray": "stingray", "diver": None}
     with pytest.raises(MarauderError, match="'ray' is not MODEL_CLASS=DATASET_CLASS"):
         parse_class_map("ray")
+    f.write_text("ray: [stingray\n")  # broken YAML: one line naming the file
+    with pytest.raises(MarauderError, match="cannot read class map") as err:
+        parse_class_map(str(f))
+    assert str(f) in str(err.value)
 
 
 def test_remap_drops_and_rejects_unknown_ids():
@@ -127,6 +131,9 @@ def test_report_load_rejects_other_json(tmp_path):
     f = tmp_path / "x.json"
     f.write_text('{"a": 1}')
     with pytest.raises(DataError, match="not an evaluation report"):
+        EvaluationReport.load(f)
+    f.write_bytes(b'{"summary": "\xff"}')  # not UTF-8: an error naming the file, not a traceback
+    with pytest.raises(DataError, match="cannot read evaluation report"):
         EvaluationReport.load(f)
 
 

@@ -25,6 +25,7 @@ def test_parse_retry_after_http_date():
 
 @pytest.mark.parametrize("exc, retried", [
     (HttpStatusError("u", 500), True), (HttpStatusError("u", 503), True), (HttpStatusError("u", 429), True),
+    (HttpStatusError("u", 520), True), (HttpStatusError("u", 507), True),
     (HttpStatusError("u", 404), False), (HttpStatusError("u", 400), False), (requests.ConnectionError(), True),
     (requests.ReadTimeout(), True), (requests.exceptions.ChunkedEncodingError(), True),
     (TransientError("sha256 mismatch"), True), (ValueError("bug"), False),

@@ -1,8 +1,11 @@
-"""The download store's recovery after a kill: journal merge, stale temp files, missing images."""
+"""The download store's recovery after a kill (journal merge, stale temp files, missing images) and
+the listing's refusal of unsafe file names."""
 
 from __future__ import annotations
 
 import json
+
+import pytest
 
 from marauder.data.fathomnet.store import JOURNAL_NAME, FathomNetStore
 
@@ -34,3 +37,29 @@ def test_recovers_from_journal_with_a_cut_last_line(tmp_path):
     assert not journal.exists()
     assert [e["file"] for e in json.loads((root / "metadata.json").read_text())["images"]] == ["a.jpg", "b.jpg", "c.jpg"]
     assert sorted(p.name for p in root.rglob(".*")) == []
+
+
+@pytest.mark.parametrize("doc", [[1, 2], {"images": [{"name": "a.jpg"}]}, {"images": ["a.jpg"]}])
+def test_foreign_metadata_is_one_clear_error(tmp_path, doc):
+    from marauder.errors import MarauderError
+
+    (tmp_path / "metadata.json").write_text(json.dumps(doc))
+    store = FathomNetStore(tmp_path / "images", tmp_path / "labels", tmp_path / "metadata.json")
+    with pytest.raises(MarauderError, match="not a FathomNet download's metadata") as info:
+        store.prepare()
+    assert info.value.file == str(tmp_path / "metadata.json")
+
+
+def test_listing_skips_records_whose_uuid_is_not_a_plain_file_name():
+    """The uuid becomes the image's file name: a server (any FATHOMNET_API_URL) must not steer writes."""
+    from fathomnet.dto import AImageDTO
+
+    from marauder.data.fathomnet.downloader import DownloadOptions, _list_concept
+
+    class Client:
+        def find_images(self, constraints):
+            return [AImageDTO(uuid=u, url=f"http://h/{i}.jpg") for i, u in
+                    enumerate(["../../escape", "a/b", "..", "0b1f3c2e-1111-4a4a-9c9c-123456789abc"])]
+
+    items = _list_concept(Client(), "Pterois", DownloadOptions(["Pterois"], ["lionfish"], {}, page_size=100))
+    assert [i.uuid for i in items] == ["0b1f3c2e-1111-4a4a-9c9c-123456789abc"]

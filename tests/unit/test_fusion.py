@@ -167,6 +167,7 @@ def test_bad_input_is_a_clear_error(sources, options, message):
 def test_image_size_argument_overrides_unknown_sizes():
     fused = fuse([dets((10, 10, 50, 50, 0.9, 0), size=(0, 0))], image_size=(100, 100))
     assert_rows(fused, [(10, 10, 50, 50, 0.9, 0)])
+    assert tuple(fused.image_size) == (100, 100)
 
 
 def test_fuse_batch_fuses_image_by_image():

@@ -202,6 +202,10 @@ def _write_bad(src: Path, case: str) -> None:
         (src / "labels/vid1_f0.txt").write_text("0 0.5 0.5 0.2\n")
     elif case == "unknown class id":
         (src / "labels/vid1_f0.txt").write_text("0 0.5 0.5 0.2 0.2\n5 0.5 0.5 0.2 0.2\n")
+    elif case == "utf-16 classes.txt":
+        (src / "classes.txt").write_text("a\nb\n", encoding="utf-16")
+    elif case == "utf-16 metadata.json":
+        (src / "metadata.json").write_text('{"images": []}', encoding="utf-16")
     elif case == "corrupt jpeg":
         data = (src / "images/vid1_f0.jpg").read_bytes()
         (src / "images/vid1_f0.jpg").write_bytes(data[: len(data) // 2])
@@ -217,6 +221,9 @@ BAD = [
     ("label with 4 fields", {}, "label with 4 fields", "expected 5 fields", ("labels/vid1_f0.txt", 1)),
     ("unknown class id", {}, "unknown class id", "unknown class id 5", ("labels/vid1_f0.txt", 2)),
     ("corrupt jpeg", {}, "corrupt jpeg", "truncated", ("images/vid1_f0.jpg", None)),
+    ("utf-16 classes.txt", {}, "utf-16 classes.txt", "not UTF-8", ("classes.txt", None)),
+    ("utf-16 metadata.json", {"group_by": "meta:video"}, "utf-16 metadata.json", "not UTF-8",
+     ("metadata.json", None)),
 ]
 
 
@@ -291,6 +298,16 @@ def test_images_without_label_are_backgrounds(tmp_path):
     organize(src, tmp_path / "out")
     split = splits_of(tmp_path / "out")["vid0_f0.jpg"]
     assert (tmp_path / "out/labels" / split / "vid0_f0.txt").read_text() == ""
+
+
+def test_labels_without_images_are_reported(tmp_path):
+    src = make_source(tmp_path / "src", grouped_spec(3, 2))
+    (src / "labels/classes.txt").write_text("a\nb\n")  # class names, not an orphan
+    result = organize(src, tmp_path / "out")
+    assert not any("no image" in w for w in result.warnings)
+    (src / "labels/vid0_f0.txt").rename(src / "labels/VID0_F0.txt")  # a name that matches no image
+    result = organize(src, tmp_path / "out2")
+    assert any(w.startswith("1 label file(s) have no image") and "VID0_F0.txt" in w for w in result.warnings)
 
 
 # ---------------------------------------------------------------- property: any grouping

@@ -62,6 +62,13 @@ def test_state_roundtrip(tmp_path):
     assert again.record("export").status == "pending"
 
 
+@pytest.mark.parametrize("text", ["{not json", "[]", '{"stages": {"organize": {"colour": "red"}}}'])
+def test_corrupt_state_is_a_one_line_error(tmp_path, text):
+    (tmp_path / "state.json").write_text(text)
+    with pytest.raises(MarauderError, match="not a pipeline state file"):
+        PipelineState.load(tmp_path / "state.json")
+
+
 def test_vendor_round(tmp_path):
     ws = Workspace.at(tmp_path)
     assert vendor_round_done(ws)  # no package sent

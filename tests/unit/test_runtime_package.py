@@ -62,6 +62,8 @@ def test_missing_manifest_and_bad_line(tmp_path):
     (lambda c: c.update(models=[{"name": "a"}]), r"models\[0\] is missing key 'onnx'"),
     (lambda c: c.update(thresholds={"shark": 0.5}), "thresholds names unknown classes"),
     (lambda c: c.update(models=[]), "'models' is empty"),
+    (lambda c: c.update(fusion={"method": "vote"}), "fusion.method 'vote' is not one of"),
+    (lambda c: c.update(calibration={"fish": {"method": "beta"}}), "calibration of 'fish' is not a calibrator"),
 ])
 def test_bad_deployment_config_is_explained(tmp_path, change, message):
     config = json.loads(json.dumps(CONFIG))
@@ -132,3 +134,13 @@ def test_runtime_is_python38_and_imports_only_its_allowlist(path):
         assert set(roots) <= ALLOWED, f"{path.name}:{node.lineno} imports {roots}"
     if path.name != "__init__.py":
         assert "from __future__ import annotations" in source  # PEP 604/585 hints stay unevaluated on 3.8
+
+
+def test_int8_with_trtexec_is_refused_not_built_as_fp16(tmp_path):
+    from marauder.runtime.build_engines import build_package_engines
+    from marauder.runtime.errors import EdgeError
+
+    pkg = make_package(tmp_path)
+    with pytest.raises(EdgeError, match="INT8 engines need the TensorRT Python API"):
+        build_package_engines(str(pkg), dict(CONFIG), int8=True, use_trtexec=True)
+    assert not (pkg / "engines").exists()  # refused before anything was written

@@ -148,3 +148,28 @@ def test_json_size_limit_checked_before_reading(tmp_path):
 
 def test_nan_parses_so_the_schema_can_name_the_item():
     assert parse_json_bytes(b'{"bbox": [NaN, 1, 2, 3]}', "x", 1000)["bbox"][0] != 0
+
+
+@pytest.mark.parametrize("package_id, manifest, message", [
+    ("../../../tmp/evil", b"image_id,file,width,height,sha256\n", "unsafe package id"),
+    ("pkg-ok", b"\xff\xfe not utf-8", "annotation package is damaged"),
+])
+def test_package_with_unsafe_id_or_bad_manifest_is_refused(tmp_path, package_id, manifest, message):
+    from marauder.active.package_reader import read_package
+
+    p = make_zip(tmp_path / "pkg.zip", [
+        ("package.json", f'{{"package_id": "{package_id}", "classes": ["fish"]}}'),
+        ("annotations.json", '{"images": [], "annotations": [], "categories": []}'),
+        ("manifest.csv", manifest),
+    ])
+    with pytest.raises(DataError, match=message):
+        read_package(p)
+
+
+def test_vendor_package_id_never_becomes_a_path():
+    from marauder.active.package_reader import is_safe_package_id
+
+    assert is_safe_package_id("pkg-20260101T000000Z-abcd1234")
+    assert is_safe_package_id("critical-review-iter1-0123abcd")
+    for bad in ("../x", "a/b", "a\\b", "..", ".hidden", "a..b", "", None, 7, "x" * 200):
+        assert not is_safe_package_id(bad), bad

@@ -52,7 +52,8 @@ def test_learning_rate_warms_up_linearly_then_decays_by_cosine(step, expected):
     assert learning_rate_at(step, total=10, warmup=4, peak=1.0) == pytest.approx(expected, abs=1e-6)
 
 
-@pytest.mark.parametrize("device, expected", [("cpu", "cpu"), (0, "cuda:0"), ([1, 2], "cuda:1"), ("1", "cuda:1")])
+@pytest.mark.parametrize("device, expected", [("cpu", "cpu"), (0, "cuda:0"), ([1, 2], "cuda:1"), ("1", "cuda:1"),
+                                             ("2,3", "cuda:2")])
 def test_select_device(device, expected):
     assert str(select_device(device)) == expected
 
@@ -111,3 +112,19 @@ def test_labelled_crops_include_boxes_and_background(tmp_path):
     crops, labels = labelled_crops([(tmp_path / "img", tmp_path / "lbl")])
     assert labels == [2, -1]
     assert crops[0].size == (20, 20)
+
+
+def test_unreadable_last_checkpoint_is_a_clear_error(tmp_path):
+    from marauder.ssl.pretrain import _load_resume
+
+    last = tmp_path / "last_moco.pth"
+    last.write_bytes(b"truncated")
+    with pytest.raises(DataError, match="last_moco.pth: cannot read it to resume"):
+        _load_resume(last, "yolov8n")
+
+
+def test_unknown_device_is_a_config_error():
+    from marauder.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="general.device: 'gpu' is not a device"):
+        select_device("gpu")

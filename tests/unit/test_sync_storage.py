@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from marauder.data.storage import MB, Remote, StorageError, TransferSettings, digest
+from marauder.data.storage import MB, Remote, StorageError, TransferSettings, _explain, digest
 
 
 @pytest.mark.parametrize("url, bucket, prefix", [
@@ -34,3 +34,12 @@ def test_digest_single_and_multipart_etag(tmp_path):
     parts = [data[i: i + 2 * MB] for i in range(0, len(data), 2 * MB)]  # 2 + 2 + 1 MiB
     want = hashlib.md5(b"".join(hashlib.md5(x).digest() for x in parts)).hexdigest() + "-3"
     assert digest(p, TransferSettings(multipart_threshold=1 * MB, chunk_size=2 * MB), block=3 * MB).etag == want
+
+
+@pytest.mark.parametrize("exc, shown", [
+    (PermissionError(13, "Permission denied", "/data/x.pt"), "downloading k: Permission denied (/data/x.pt)"),
+    (RuntimeError("Failed to upload: AccessDenied for SECRETVALUE"), "RuntimeError: Failed to upload: AccessDenied for ***"),
+])
+def test_errors_keep_their_cause_but_never_a_secret(monkeypatch, exc, shown):
+    monkeypatch.setenv("DO_SPACES_SECRET", "SECRETVALUE")
+    assert shown in str(_explain(exc, "downloading k"))

@@ -109,10 +109,20 @@ def test_flat_folder_with_classes_txt(tmp_path):
     _label(root / "labels/a.txt", "0 0.5 0.5 0.2 0.2\n")
     _label(root / "labels/b.txt", "2 0.5 0.5 0.2 0.2\n")
     (root / "classes.txt").write_text("fish\nstar\n")
+    (root / "labels/classes.txt").write_text("fish\nstar\n")  # names, not an orphan label
     report = validate_dataset(root, show_progress=False)
     assert [(i.kind, i.file.name, i.line) for i in report.issues] == [("class", "b.txt", 1)]
     shutil.copy(root / "images/a.jpg", root / "images/c.jpg")  # duplicates inside one split are fine
     assert len(validate_dataset(root, show_progress=False).issues) == 1
+
+
+def test_classes_txt_not_utf8_is_one_clear_error(tmp_path):
+    root = tmp_path / "flat"
+    _image(root / "images/a.jpg", 1)
+    (root / "classes.txt").write_text("fish\n", encoding="utf-16")
+    with pytest.raises(DataError, match="not UTF-8") as info:
+        validate_dataset(root, show_progress=False)
+    assert info.value.file == str(root / "classes.txt")
 
 
 def test_missing_dataset_is_an_error(tmp_path):

@@ -18,7 +18,7 @@ from ..formats.yolo import format_labels, xyxy_to_rows
 from ..fsio import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..log import get_logger
 from ..workspace import Workspace
-from .package_reader import Package, read_package
+from .package_reader import Package, is_safe_package_id, read_package
 from .qa_diff import changes_as_rows, diff_image, plot_summary, relabel_pairs, summarize
 from .safezip import ZipLimits, check_zip, load_json_file, parse_json_bytes, read_member
 from .select_stage import packages_dir
@@ -73,7 +73,7 @@ def find_package(workspace: Workspace, explicit: Path | None, vendor_package_id:
         if not explicit.is_file():
             raise DataError("annotation package not found", file=str(explicit))
         return explicit
-    if vendor_package_id:
+    if vendor_package_id and is_safe_package_id(vendor_package_id):  # it comes from the vendor: no paths
         archived = packages_dir(workspace) / f"{vendor_package_id}.zip"
         if archived.is_file():
             return archived

@@ -23,7 +23,7 @@ from .vendor_coco import normalize_name
 def _load_manifest(path: Path) -> dict:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
         raise DataError(f"unreadable dataset manifest ({exc})", file=str(path)) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("files", []), list):
         raise DataError("dataset manifest is not a marauder manifest (no 'files' list)", file=str(path))

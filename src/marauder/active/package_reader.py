@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,12 @@ from .safezip import ZipLimits, check_zip, parse_json_bytes, read_member
 from .vendor_coco import PackageImage
 
 _MAX_META = 64 << 20
+# a package id names files and folders (packages/<id>.zip, imports/<id>/): no separators, no '..'
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*")
+
+
+def is_safe_package_id(value) -> bool:
+    return isinstance(value, str) and len(value) <= 128 and _SAFE_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -37,8 +44,9 @@ def read_package(path: str | Path, limits: ZipLimits = ZipLimits(), max_json_byt
         meta = parse_json_bytes(read_member(zf, infos["package.json"], _MAX_META), f"{path}!package.json", _MAX_META)
         coco = parse_json_bytes(read_member(zf, infos["annotations.json"], max_json_bytes),
                                 f"{path}!annotations.json", max_json_bytes)
-        manifest = read_member(zf, infos["manifest.csv"], _MAX_META).decode("utf-8")
+        manifest_bytes = read_member(zf, infos["manifest.csv"], _MAX_META)
     try:
+        manifest = manifest_bytes.decode("utf-8")
         package_id = str(meta["package_id"])
         class_names = [str(n) for n in meta["classes"]]
         images, sha = {}, {}
@@ -50,8 +58,10 @@ def read_package(path: str | Path, limits: ZipLimits = ZipLimits(), max_json_byt
         for ann in coco["annotations"]:
             pre.setdefault(int(ann["image_id"]), []).append(
                 (int(ann["category_id"]) - 1, tuple(coco_bbox_to_xyxy(ann["bbox"]))))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, csv.Error) as exc:
         raise DataError(f"annotation package is damaged ({type(exc).__name__}: {exc})", file=str(path)) from None
+    if not is_safe_package_id(package_id):
+        raise DataError(f"annotation package has an unsafe package id {package_id!r:.60}", file=str(path))
     missing = [p.file for p in images.values() if p.file not in infos]
     if missing:
         raise DataError(f"annotation package lacks {len(missing)} image(s), e.g. {missing[0]}", file=str(path))

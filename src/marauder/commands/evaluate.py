@@ -38,7 +38,9 @@ def run(args, ctx) -> int:
     cfg, ws = ctx.config, ctx.workspace
     model = ws.path(args.model)
     if not model.exists():
-        raise MissingInputError(model, "marauder train-baseline")
+        maker = {".yaml": "marauder calibrate", ".yml": "marauder calibrate", ".onnx": "marauder export",
+                 ".engine": "marauder export"}.get(model.suffix.lower(), "marauder train-baseline")
+        raise MissingInputError(model, maker)
     data = ws.path(args.test_data) if args.test_data else ws.dataset_yaml
     if not data.exists():
         raise MissingInputError(data, "marauder organize")

@@ -10,13 +10,19 @@ def add_arguments(parser) -> None:
 
 
 def run(args, ctx) -> int:
+    from pydantic import ValidationError
+
+    from ..errors import ConfigError
     from ..train.lr_find import run_lr_find
 
     cfg = ctx.config
     ws = ctx.workspace
     lf = cfg.baseline_yolo.lr_find
     if args.steps is not None:
-        lf = type(lf).model_validate({**lf.model_dump(), "steps": args.steps})
+        try:
+            lf = type(lf).model_validate({**lf.model_dump(), "steps": args.steps})
+        except ValidationError as exc:
+            raise ConfigError(f"--steps {args.steps}: {exc.errors()[0]['msg']}") from None
     log = ctx.start_stage("lr_find", ws.path(lf.plot).parent)
     result = run_lr_find(cfg.baseline_yolo, lf, cfg.general, ws)
     log.info("plot: %s", result.plot)

@@ -10,7 +10,7 @@ HELP = "sync a folder to/from S3-compatible storage (DO Spaces, AWS S3): push | 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("direction", choices=["push", "pull"])
-    p.add_argument("local", type=Path, metavar="LOCAL", help="local file or folder")
+    p.add_argument("local", type=Path, metavar="LOCAL", help="local file or folder (relative: under --workspace)")
     p.add_argument("remote", nargs="?", metavar="s3://BUCKET/PREFIX",
                    help="default: s3://<storage.bucket>/<storage.prefix>/<LOCAL's name>")
     p.add_argument("--delete", action="store_true",
@@ -25,16 +25,16 @@ def run(args, ctx) -> int:
 
     cfg = ctx.config.storage
     log = ctx.start_stage("sync")
+    local = ctx.workspace.path(args.local)  # relative paths are under --workspace, as in every command
     if args.remote:
         remote = Remote.parse(args.remote)
     else:
-        name = args.local.resolve().name if not args.local.is_file() else ""  # a file keeps its own name as key
+        name = local.resolve().name if not local.is_file() else ""  # a file keeps its own name as key
         prefix = "/".join(p for p in (cfg.prefix.strip("/"), name) if p)
         remote = Remote.parse(f"s3://{cfg.bucket}/{prefix}")
     settings = TransferSettings(multipart_threshold=cfg.multipart_threshold_mb * MB,
                                 chunk_size=cfg.multipart_chunk_mb * MB, max_concurrency=cfg.max_concurrency)
     client = make_client(args.endpoint_url or cfg.endpoint_url, cfg.region, cfg.provider)
-    local = args.local
     if args.direction == "push":
         r = push(client, local, remote, settings, delete=args.delete, dry_run=args.dry_run)
         arrow = f"{local} -> {remote}"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
+from ..fsio import atomic_write_text
 from .schema import MarauderConfig
 
 KeyPath = tuple[str, ...]
@@ -126,7 +125,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         source = str(path)
         if not p.is_file():
             raise ConfigError("config file not found", file=source)
-        text = p.read_text(encoding="utf-8")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"not a UTF-8 text file ({exc.reason} at byte {exc.start})", file=source) from None
         try:
             lines = key_lines(text)
             data = yaml.safe_load(text) or {}
@@ -158,11 +160,4 @@ def dump_config(cfg: BaseModel) -> str:
 
 def save_resolved(cfg: MarauderConfig, directory: str | Path, name: str = "resolved_config.yaml") -> Path:
     """Write the fully resolved config next to a stage's outputs (atomic)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / name
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(dump_config(cfg))
-    os.replace(tmp, target)
-    return target
+    return atomic_write_text(Path(directory) / name, dump_config(cfg))

@@ -59,6 +59,8 @@ def load_dataset_yaml(path: str | Path) -> DatasetSpec:
         raise MissingInputError(path, "marauder organize")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)) from None
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         raise DataError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
@@ -68,8 +70,13 @@ def load_dataset_yaml(path: str | Path) -> DatasetSpec:
     if "names" not in doc:
         raise DataError("missing 'names' (the class list)", file=str(path))
     names = _names(doc["names"], path)
-    if "nc" in doc and int(doc["nc"]) != len(names):
-        raise DataError(f"'nc' is {doc['nc']} but 'names' lists {len(names)} classes", file=str(path))
+    if "nc" in doc:
+        try:
+            nc = int(doc["nc"])
+        except (TypeError, ValueError):
+            raise DataError(f"'nc' must be a whole number, got {doc['nc']!r}", file=str(path)) from None
+        if nc != len(names):
+            raise DataError(f"'nc' is {doc['nc']} but 'names' lists {len(names)} classes", file=str(path))
     root = Path(doc.get("path") or ".")
     if not root.is_absolute():
         root = (path.parent / root).resolve()

@@ -139,6 +139,10 @@ class _Index:
             except json.JSONDecodeError as exc:
                 raise DataError(f"unreadable ingest metadata ({exc.msg})", file=str(self.path),
                                 line=exc.lineno) from None
+            if not isinstance(data, dict) or not all(isinstance(e, dict) and "file" in e
+                                                     for e in data.get("images") or []):
+                raise DataError("not an ingest metadata file (expected {\"images\": [{\"file\": ...}, ...]}); "
+                                "move it away or choose another workspace", file=str(self.path))
             self.entries = {e["file"]: e for e in data.get("images", []) if (folder / e["file"]).exists()}
             self.clips = data.get("clips", {})
         self.source = source

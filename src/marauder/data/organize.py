@@ -83,7 +83,11 @@ def resolve_names(names, source_images: Path, source_labels: Path,
         return explicit, "--names"
     for candidate in _classes_txt_candidates(source_images, source_labels):
         if candidate.is_file():
-            found = [ln.strip() for ln in candidate.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            try:
+                text = candidate.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"class names file is not UTF-8 text ({exc.reason})", file=str(candidate)) from None
+            found = [ln.strip() for ln in text.splitlines() if ln.strip()]
             if found:
                 return found, str(candidate)
     if fallback:
@@ -108,6 +112,8 @@ def _load_metadata_groups(source_images: Path, key: str | None) -> tuple[dict[st
             doc = json.loads(meta.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise DataError(f"not valid JSON: {exc.msg}", file=str(meta), line=exc.lineno) from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not UTF-8 text ({exc.reason})", file=str(meta)) from None
         if isinstance(doc, dict):
             default_key = doc.get("group_key")
             rows = doc.get("images") or doc.get("records") or []
@@ -382,6 +388,14 @@ def organize_dataset(
     sources, skipped, label_texts = scan_sources(source_images, source_labels, len(class_names), grouper,
                                                  skip_invalid, show_progress)
     warnings = [f"skipped {len(skipped)} source file(s) with problems (first: {skipped[0]})"] if skipped else []
+    # A label whose image is missing is dropped; many of them usually mean mismatched names, which
+    # would otherwise silently turn every image into a background frame.
+    stems = {p.relative_to(source_images).with_suffix("") for p in list_images(source_images, recursive=True)}
+    orphans = sorted(p for p in source_labels.rglob("*.txt")
+                     if p.name != "classes.txt" and p.relative_to(source_labels).with_suffix("") not in stems)
+    if orphans:
+        warnings.append(f"{len(orphans)} label file(s) have no image and are left out (first: {orphans[0]}); "
+                        "check that image and label names match")
 
     # Identical bytes must share a split: merge their groups.
     unions = _Unions()

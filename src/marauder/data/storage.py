@@ -104,7 +104,17 @@ def _explain(exc: Exception, what: str) -> StorageError:
         return StorageError(f"{what}: cannot reach {exc.kwargs.get('endpoint_url', 'the storage endpoint')}")
     if isinstance(exc, NoCredentialsError):
         return StorageError(f"{what}: no credentials (export DO_SPACES_KEY and DO_SPACES_SECRET)")
-    return StorageError(f"{what}: {type(exc).__name__}")
+    if isinstance(exc, OSError) and exc.strerror:  # local disk: permission denied, disk full, ...
+        where = f" ({exc.filename})" if exc.filename else ""
+        return StorageError(f"{what}: {exc.strerror}{where}")
+    # boto3 wraps upload errors (S3UploadFailedError) with the cause only in the text; keep it, but
+    # mask any credential value in case one ever shows up there.
+    text = str(exc).strip()
+    for var in ("DO_SPACES_KEY", "DO_SPACES_SECRET", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN"):
+        if os.environ.get(var):
+            text = text.replace(os.environ[var], "***")
+    return StorageError(f"{what}: {type(exc).__name__}" + (f": {text}" if text else ""))
 
 
 # -- checksums ------------------------------------------------------------------------------
@@ -217,7 +227,7 @@ def push(client, local: Path, remote: Remote, settings: TransferSettings, delete
             raise _explain(exc, f"uploading {path} to {remote.key(rel)}") from None
         result.transferred.append(rel)
         result.bytes_transferred += size
-    if delete:
+    if delete and local.is_dir():  # a single file mirrors nothing: never delete its neighbours
         for rel in sorted(set(existing) - set(files)):
             if not dry_run:
                 try:

@@ -154,7 +154,11 @@ def find_duplicates(records: Iterable[ImageRecord], *, across_splits_only: bool 
 def _read_names(path: Path) -> list[str] | None:
     if not path.is_file():
         return None
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"class names file is not UTF-8 text ({exc.reason})", file=str(path)) from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     return names or None
 
 
@@ -212,6 +216,8 @@ def validate_dataset(target: str | Path, *, num_classes: int | None = None, show
         if not labels_dir.is_dir():
             continue
         for label in sorted(labels_dir.rglob("*.txt")):
+            if label.name == "classes.txt":  # class names (organize reads labels/classes.txt), not a label
+                continue
             if label.resolve() not in known and QUARANTINE_DIR not in label.parts:
                 report.issues.append(Issue("orphan_label", label, "label file has no matching image"))
     report.issues.extend(find_duplicates(records, hashes=hashes))

@@ -20,7 +20,10 @@ def parse_class_map(text: str | None) -> dict[str, str | None] | None:
     if path.suffix.lower() in (".yaml", ".yml", ".json") and path.is_file():
         import yaml
 
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8
+            raise MarauderError(f"cannot read class map: {str(exc).splitlines()[0]}", file=str(path)) from None
         if not isinstance(doc, dict):
             raise MarauderError("class map must be a mapping {model_class: dataset_class}", file=str(path))
         return {str(k): (None if v is None or str(v).lower() in DROP else str(v)) for k, v in doc.items()}

@@ -76,7 +76,7 @@ class EvaluationReport:
         path = Path(path)
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
             raise DataError(f"cannot read evaluation report: {exc}", file=str(path)) from None
         if not isinstance(doc, dict) or "summary" not in doc:
             raise DataError("not an evaluation report (no 'summary' key)", file=str(path))

@@ -147,7 +147,11 @@ def archive(folder: Path) -> Path:
     folder = Path(folder)
     out = folder.with_name(folder.name + ".tar.gz")
     tmp = out.with_name(f".{out.name}.tmp")
-    with tarfile.open(tmp, "w:gz") as tar:
-        tar.add(folder, arcname=folder.name)
-    os.replace(tmp, out)
+    try:
+        with tarfile.open(tmp, "w:gz") as tar:
+            tar.add(folder, arcname=folder.name)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half-written archive left beside the package
+        raise
     return out

@@ -18,11 +18,15 @@ from ..runtime.preprocess import letterbox, to_blob
 
 
 def _head_nodes(model_path: Path) -> list[str]:
-    """Nodes of the Detect head's output stage (after the last Concat feeding the output)."""
+    """Nodes of the Detect head's decode stage, kept in float.
+
+    The head is the module of the last Conv (`/model.<N>/...` in Ultralytics' export); its own
+    convolution branches (`/cv...`) are quantized, everything else in it (DFL, box decoding, the
+    sigmoid over class scores, the concats) is excluded. [] when the names do not follow that pattern.
+    """
     import onnx
 
     graph = onnx.load(str(model_path)).graph
-    # nodes of the decode stage: everything after the last node named like '/model.<N>/Concat'
     names = [n.name for n in graph.node]
     head_prefix = None
     for n in graph.node:

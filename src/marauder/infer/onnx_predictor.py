@@ -55,5 +55,5 @@ class TensorRTPredictor(_RuntimePredictor):
         try:
             backend = TensorRTBackend(self.path)
         except EdgeError as exc:
-            raise MarauderError(str(exc)) from None
+            raise MarauderError(str(exc), file=str(self.path)) from None
         super().__init__(backend, **options)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, MarauderError
-from ..runtime.calibration import apply_per_class
+from ..runtime.calibration import apply_calibrator, apply_per_class
 from ..types import Detections
 from .fusion import fuse
 from .pipeline_spec import PipelineSpec, load_pipeline_spec, resolve_relative
@@ -120,6 +120,12 @@ def load_calibrators(spec: PipelineSpec, spec_path: Path) -> tuple[dict[int, dic
             f"calibration names unknown classes {unknown}; class_names are {spec.class_names}",
             file=str(spec_path),
         )
+    for name, params in by_name.items():  # a bad hand edit fails here, naming the class, not mid-prediction
+        try:
+            apply_calibrator(np.array([0.1, 0.5, 0.9]), params)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"calibration.{name}: invalid calibrator {params} ({type(exc).__name__}: {exc})",
+                              file=str(spec_path)) from None
     per_class = {index[n]: p for n, p in by_name.items() if n != POOLED}
     return per_class, by_name.get(POOLED)
 

@@ -45,7 +45,10 @@ def load_pipeline_spec(path: str | Path) -> PipelineSpec:
     path = Path(path)
     if not path.is_file():
         raise ConfigError("pipeline config not found", file=str(path))
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)) from None
     try:
         return PipelineSpec.model_validate(yaml.safe_load(text) or {})
     except ValidationError as err:

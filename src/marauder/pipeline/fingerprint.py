@@ -1,6 +1,6 @@
 """Fingerprints decide whether a stage is up to date: its config sections plus its input files.
 
-Files are identified by (relative path, size, mtime_ns): cheap on large image folders and
+Files are identified by (path, size, mtime_ns): cheap on large image folders and
 changed by any rewrite. Config sections are hashed from their resolved JSON form. Derived files
 that training rewrites on its own (Ultralytics' labels/*.cache) and hidden files don't count.
 """

@@ -163,7 +163,7 @@ STAGES: list[Stage] = [
         metric=_calibrate_metric,
     ),
     Stage(
-        "export", ("export", "deployment"),
+        "export", ("export", "deployment", "evaluation"),  # evaluation: --validate's split, the package's nms_iou
         inputs=lambda ws, cfg: [*_variant_weights(ws, cfg), ws.pipeline_config],
         outputs=lambda ws, cfg: [ws.deployment_dir / "deployment_config.yaml"],
         args=lambda ws, cfg: [

@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..errors import MarauderError
 from ..fsio import atomic_write_json
 
 
@@ -28,8 +29,12 @@ class PipelineState:
     def load(cls, path: Path) -> PipelineState:
         state = cls(path)
         if path.is_file():
-            raw = json.loads(path.read_text())
-            state.stages = {k: StageRecord(**v) for k, v in raw.get("stages", {}).items()}
+            try:
+                raw = json.loads(path.read_text())
+                state.stages = {k: StageRecord(**v) for k, v in raw.get("stages", {}).items()}
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise MarauderError(f"not a pipeline state file ({exc}); delete it to start the pipeline "
+                                    "afresh (finished stages rerun)", file=str(path)) from None
         return state
 
     def record(self, name: str) -> StageRecord:

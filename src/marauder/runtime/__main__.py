@@ -34,8 +34,10 @@ def cmd_run(args) -> int:
     pipeline = _pipeline(args)
     cfg = pipeline.config
     capture = cfg.get("capture") or {}
-    fps = args.fps or float(capture.get("target_fps", 5.0))
-    duration = args.duration or float(capture.get("capture_duration", 30.0))
+    fps = args.fps if args.fps is not None else float(capture.get("target_fps", 5.0))
+    duration = args.duration if args.duration is not None else float(capture.get("capture_duration", 30.0))
+    if fps <= 0 or duration <= 0:
+        raise EdgeError(f"fps ({fps}) and duration ({duration} s) must be positive")
     energy = dict(cfg.get("energy") or {})
     if args.power_mode:
         energy["power_mode"] = args.power_mode

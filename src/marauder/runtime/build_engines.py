@@ -182,6 +182,10 @@ def build_package_engines(package_dir, config: dict, fp16=None, int8=None, works
         raise BackendUnavailable("TensorRT is not installed here, so no engine can be built; on the Jetson "
                                  "(JetPack includes TensorRT) run ./build_engines.sh; elsewhere run the ONNX "
                                  "models with onnxruntime")
+    if int8 and (use_trtexec or not have_api):
+        # build_with_trtexec has no calibrator: it would write an FP16 engine recorded as INT8
+        raise EdgeError("INT8 engines need the TensorRT Python API (for calibration); build without --int8 "
+                        "or where `import tensorrt` works")
     engines_dir = os.path.join(package_dir, "engines")
     os.makedirs(engines_dir, exist_ok=True)
     fingerprint = device_fingerprint()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 _EPS = 1e-6
+METHODS = ("identity", "temperature", "platt", "isotonic")
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 
+from .calibration import METHODS as CALIBRATION_METHODS
 from .errors import PackageError
+from .fusion import FUSION_METHODS
 from .package import sha256_of
 
 CONFIG_NAME = "deployment_config.yaml"
@@ -62,4 +64,12 @@ def validate(cfg, path: str = CONFIG_NAME) -> dict:
         unknown = [n for n in (cfg.get(section) or {}) if n not in names and n != "__pooled__"]
         if unknown:
             raise PackageError(f"{path}: {section} names unknown classes {unknown}; class_names are {names}")
+    # checked here so a bad value stops the package at load time, not on the first frame
+    method = (cfg.get("fusion") or {}).get("method", "wbf")
+    if method not in FUSION_METHODS:
+        raise PackageError(f"{path}: fusion.method '{method}' is not one of {list(FUSION_METHODS)}")
+    for name, params in (cfg.get("calibration") or {}).items():
+        if not isinstance(params, dict) or params.get("method", "identity") not in CALIBRATION_METHODS:
+            raise PackageError(f"{path}: calibration of '{name}' is not a calibrator with a method in "
+                               f"{list(CALIBRATION_METHODS)}")
     return cfg

@@ -9,11 +9,14 @@ minimum frame rate would exceed it, it stops the capture - each decision with a 
 
 from __future__ import annotations
 
+from .errors import EnergyConfigError
+
 
 class EnergyModel:
     def __init__(self, power_modes_watts: dict, power_mode: str, idle_watts: float):
         if power_mode not in power_modes_watts:
-            raise ValueError(f"power mode '{power_mode}' is not in power_modes_watts {sorted(power_modes_watts)}")
+            raise EnergyConfigError(f"power mode '{power_mode}' is not in power_modes_watts "
+                                    f"{sorted(power_modes_watts)}")
         self.power_mode = power_mode
         self.active_watts = float(power_modes_watts[power_mode])
         self.idle_watts = float(idle_watts)

@@ -23,3 +23,7 @@ class EngineMismatchError(EdgeError):
 
 class SourceError(EdgeError):
     """A capture source cannot be opened."""
+
+
+class EnergyConfigError(EdgeError, ValueError):
+    """The energy settings are inconsistent (e.g. a power mode with no wattage)."""

@@ -165,6 +165,9 @@ def nms_fusion(boxes_list, scores_list, labels_list, weights=None, iou_thr: floa
     return np.array(kept_b).reshape(-1, 4), np.array(kept_s), np.array(kept_l)
 
 
+FUSION_METHODS = ("wbf", "nms", "soft_nms")
+
+
 def fuse(method: str, boxes_list, scores_list, labels_list, weights=None, iou_thr: float = 0.55,
          skip_box_thr: float = 0.0, conf_type: str = "avg"):
     """Dispatch on the config's fusion.method ('wbf', 'nms', 'soft_nms'); boxes normalised to [0, 1]."""

@@ -79,7 +79,10 @@ def run_capture(pipeline, source, out_dir, target_fps: float, duration_s: float,
         while stop_reason == "duration reached":
             now = time.monotonic()
             elapsed = now - start
-            if elapsed >= duration_s or (max_frames is not None and frames >= max_frames):
+            if elapsed >= duration_s:
+                break
+            if max_frames is not None and frames >= max_frames:
+                stop_reason = "max frames reached"
                 break
             if now < next_tick:
                 time.sleep(min(next_tick - now, duration_s - elapsed))

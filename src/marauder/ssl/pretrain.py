@@ -20,7 +20,7 @@ from lightly.utils.scheduler import cosine_schedule
 
 from ..config.sections.general import GeneralConfig, LoggingConfig
 from ..config.sections.training import SSLPretrainingConfig
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..log import get_logger, progress
 from ..train.common import Tracker
 from .augment import two_view_transform
@@ -49,11 +49,17 @@ def select_device(device) -> torch.device:
     """general.device -> one torch device (SSL trains on one device; a list uses its first GPU)."""
     if isinstance(device, list):
         device = device[0] if device else "auto"
+    if isinstance(device, str) and "," in device:  # Ultralytics' "0,1" spelling of a GPU list
+        device = device.split(",")[0].strip()
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if isinstance(device, int) or str(device).isdigit():
         return torch.device(f"cuda:{device}")
-    return torch.device(str(device))
+    try:
+        return torch.device(str(device))
+    except RuntimeError as exc:
+        raise ConfigError(f"general.device: {device!r} is not a device (use auto, cpu, cuda:N, N or a list of "
+                          f"GPU numbers): {exc}") from None
 
 
 def _seed_everything(seed: int) -> None:
@@ -72,8 +78,11 @@ def learning_rate_at(step: int, total: int, warmup: int, peak: float) -> float:
 def _load_resume(last: Path, backbone: str) -> dict | None:
     if not last.is_file():
         return None
-    state = torch.load(last, map_location="cpu", weights_only=True)
-    if state.get("format") != FORMAT or "model" not in state:
+    try:
+        state = torch.load(last, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated or foreign: the same user error
+        raise DataError(f"cannot read it to resume ({exc}); delete it to start over", file=str(last)) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT or "model" not in state:
         raise DataError("not a resumable MoCo v3 checkpoint; delete it to start over", file=str(last))
     if state["backbone"] != backbone:
         raise DataError(f"holds backbone {state['backbone']!r} but ssl_pretraining.backbone is {backbone!r}: "

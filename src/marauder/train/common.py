@@ -52,7 +52,11 @@ class Tracker:
                 self.jsonl.unlink()
         self._tb = None
         self._wandb = None
-        cfg = logging_cfg or LoggingConfig()
+        self._settings = (logging_cfg or LoggingConfig(), tb_dir, run_name, run_config)
+        self._open()
+
+    def _open(self) -> None:
+        cfg, tb_dir, run_name, run_config = self._settings
         if cfg.tensorboard and tb_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -67,6 +71,17 @@ class Tracker:
                 dir=str((tb_dir or Path(".")).parent), config=run_config or {}, reinit=True,
             )
             log.info("W&B run %s (%s mode)", self._wandb.name, mode)
+
+    def __getstate__(self) -> dict:
+        """Ultralytics' DDP launcher pickles the trainer callbacks (and so this tracker) into its worker:
+        the open writers cannot travel, the settings do, and the worker reopens the sinks there."""
+        return {**self.__dict__, "_tb": None, "_wandb": None, "_reopen": self._tb is not None or self._wandb is not None}
+
+    def __setstate__(self, state: dict) -> None:
+        reopen = state.pop("_reopen", False)
+        self.__dict__.update(state)
+        if reopen:
+            self._open()
 
     def log(self, metrics: dict, step: int) -> None:
         scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}

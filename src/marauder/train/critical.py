@@ -16,7 +16,6 @@ mined with the same model.
 from __future__ import annotations
 
 import hashlib
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -217,6 +216,7 @@ def negatives_dir(workspace: Workspace, iteration: int) -> Path:
 def run_critical_species(cfg: CriticalSpeciesConfig, general: GeneralConfig, workspace: Workspace, *,
                          baseline_epochs: int = 100, logging_cfg: LoggingConfig | None = None,
                          plan: Plan | None = None) -> CriticalResult:
+    from ..engines.ultralytics.train import TrainResult, copy_checkpoints
     from .ensemble import train_resumable
 
     plan = plan or preflight(cfg, general, workspace, baseline_epochs=baseline_epochs)
@@ -268,12 +268,8 @@ def run_critical_species(cfg: CriticalSpeciesConfig, general: GeneralConfig, wor
 
     final = rows[-1]
     best = workspace.critical_best
-    for name in ("best.pt", "last.pt"):
-        src = root / f"iter{plan.iterations}" / name
-        if src.is_file():
-            tmp = root / f".{name}.tmp"
-            shutil.copy2(src, tmp)
-            tmp.replace(root / name)
+    final_dir = root / f"iter{plan.iterations}"
+    copy_checkpoints(TrainResult(final_dir / "best.pt", final_dir / "last.pt", final_dir), root)
     gate = check_gate(final["recall"], final["support"], cfg.min_recall)
     write_jsonl(root / "metrics.jsonl", [{"step": r["iteration"], **_scalars(r)} for r in rows])
     out = workspace.outputs(STAGE)

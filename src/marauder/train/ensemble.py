@@ -17,7 +17,7 @@ from pathlib import Path
 from ..config.sections.general import GeneralConfig
 from ..config.sections.stages import EnsembleConfig, EnsembleVariant
 from ..errors import MarauderError, MissingInputError
-from ..fsio import atomic_write_json
+from ..fsio import atomic_write_json, sha256_file
 from ..log import get_logger
 from ..workspace import Workspace
 
@@ -153,6 +153,8 @@ def variant_spec(cfg: EnsembleConfig, name: str, variant: EnsembleVariant, gener
                  data_yaml: Path, init: Path | None) -> dict:
     return {
         "stage": "ensemble", "variant": name, "model": variant.model_size, "init": str(init) if init else None,
+        # the content, not just the path: a retrained base model at the same path must retrain the variant
+        "init_sha256": sha256_file(init)[:16] if init else None,
         "data": str(data_yaml), "epochs": variant.epochs or cfg.epochs, "imgsz": cfg.imgsz or general.imgsz,
         "batch": cfg.batch_size, "augmentation": dict(sorted(variant.augmentation.items())),
         "seed": general.seed + list(cfg.variants).index(name),  # members differ in seed as well
@@ -205,11 +207,12 @@ def run_ensemble(cfg: EnsembleConfig, general: GeneralConfig, workspace: Workspa
 
     nc = load_dataset_yaml(data_yaml).nc
     budget = check_budgets(cfg, names, nc)  # all of them before the first epoch is spent
+    inits = {name: initial_weights(cfg, name, cfg.variants[name], workspace) for name in names}  # likewise
 
     trained = []
     for name in names:
         variant = cfg.variants[name]
-        init = initial_weights(cfg, name, variant, workspace)
+        init = inits[name]
         spec = variant_spec(cfg, name, variant, general, data_yaml, init)
         overrides = dict(variant.augmentation)
         if init is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..config.sections.general import GeneralConfig
 from ..config.sections.stages import MultiscaleTrainingConfig
 from ..errors import MarauderError, MissingInputError
-from ..fsio import atomic_write_json
+from ..fsio import atomic_write_json, sha256_file
 from ..log import get_logger
 from ..workspace import Workspace
 from .ensemble import TrainedModel, read_state, train_resumable
@@ -83,7 +83,8 @@ def run_multiscale(cfg: MultiscaleTrainingConfig, general: GeneralConfig, worksp
         name, out_dir = multiscale_target(source)
         augmentation = _source_augmentation(source)
         overrides = {**augmentation, "scale": cfg.scale_variance}
-        spec = {"stage": "multiscale", "source": str(source), "data": str(data_yaml), "epochs": cfg.epochs,
+        spec = {"stage": "multiscale", "source": str(source), "source_sha256": sha256_file(source)[:16],
+                "data": str(data_yaml), "epochs": cfg.epochs,
                 "resolutions": resolutions, "scale_variance": cfg.scale_variance, "batch": cfg.batch_size,
                 "augmentation": dict(sorted(overrides.items())), "seed": general.seed}
         train_kwargs = dict(

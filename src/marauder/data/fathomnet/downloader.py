@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -23,6 +24,7 @@ from .store import FathomNetStore, compact
 
 log = get_logger("download")
 _CHUNK = 1 << 16
+_SAFE_UUID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 class FathomNetUnavailable(MarauderError):
@@ -80,6 +82,9 @@ def _list_concept(client: FathomNetClient, concept: str, opts: DownloadOptions) 
         page = client.find_images(GeoImageConstraints(concept=concept, limit=opts.page_size, offset=offset,
                                                       **opts.filters))
         for dto in page:
+            if dto.uuid and not _SAFE_UUID.fullmatch(dto.uuid):  # it becomes a file name: no '/', no '..'
+                log.warning("skipping an image record with an unsafe uuid %r", dto.uuid)
+                continue
             if dto.uuid and dto.url:
                 entry = image_entry(dto, image_file_name(dto.uuid, dto.url))
                 found.append(_Item(dto.uuid, dto.url, dto.sha256, compact(entry)))

@@ -14,7 +14,7 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 T = TypeVar("T")
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({408, 429})  # plus every 5xx (proxies send 507, 520-524, ...)
 
 
 class HttpStatusError(Exception):
@@ -50,7 +50,7 @@ def is_retryable(exc: BaseException) -> bool:
     import requests
 
     if isinstance(exc, HttpStatusError):
-        return exc.status in RETRY_STATUSES
+        return exc.status in RETRY_STATUSES or 500 <= exc.status < 600
     return isinstance(exc, TransientError | requests.ConnectionError | requests.Timeout
                       | requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError)
 

@@ -79,6 +79,10 @@ class FathomNetStore:
             except json.JSONDecodeError as exc:
                 raise MarauderError(f"unreadable metadata ({exc.msg}); move it away to start afresh",
                                     file=str(self.metadata), line=exc.lineno) from None
+            if not isinstance(data, dict) or not all(isinstance(e, dict) and "file" in e
+                                                     for e in data.get("images") or []):
+                raise MarauderError("not a FathomNet download's metadata (expected {\"images\": [{\"file\": ...}]}); "
+                                    "move it away to start afresh", file=str(self.metadata))
             self.header = {k: v for k, v in data.items() if k != "images"}
             for e in data.pop("images", []):
                 self.entries[e["file"]] = compact(e)

@@ -7,17 +7,25 @@ last.pt / best.pt / metrics.jsonl in the stage's checkpoint folder.
 from __future__ import annotations
 
 import csv
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from ...train.common import Tracker, prune_checkpoints, write_jsonl
 
 
-def _copy_atomic(src: Path, dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    shutil.copy2(src, tmp)
-    tmp.replace(dest)
+def copy_atomic(src: Path, dest: Path) -> None:
+    """Copy via a unique temp file in dest's folder and rename: a kill never leaves a torn checkpoint."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copy2(src, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def results_rows(results_csv: Path) -> list[dict]:
@@ -53,7 +61,7 @@ def mirror_checkpoints(dest: Path, *, save_best_only: bool, keep_last_n: int) ->
         for name in names:
             src = wdir / name
             if src.is_file() and seen.get(name) != src.stat().st_mtime_ns:
-                _copy_atomic(src, dest / name)
+                copy_atomic(src, dest / name)
                 seen[name] = src.stat().st_mtime_ns
         prune_checkpoints(wdir, keep_last_n)
         prune_checkpoints(dest, keep_last_n)

@@ -13,10 +13,7 @@ checkpoint folder (checkpoints/ensemble/<variant>/), so a killed run resumes fro
 from __future__ import annotations
 
 import math
-import os
 import random
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +23,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG
 
 from ...fsio import atomic_write_json
+from .callbacks import copy_atomic
 
 RESOLUTION_LOG = "multiscale_resolutions.json"
 
@@ -87,18 +85,7 @@ def _mirror_checkpoints(trainer) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for src in (trainer.last, trainer.best):
         if Path(src).is_file():
-            _atomic_copy(Path(src), dest / Path(src).name)
-
-
-def _atomic_copy(src: Path, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copy2(src, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            copy_atomic(Path(src), dest / Path(src).name)
 
 
 def _write_resolution_log(trainer) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .callbacks import copy_atomic
 from .models import load_yolo, resolve_model_source
 
 
@@ -42,8 +42,8 @@ def train_detector(
     `overrides` carries any other Ultralytics train argument (lr0, warmup_epochs, patience,
     augmentation hyperparameters, ...). `trainer` lets callers pass a DetectionTrainer subclass.
     `callbacks` maps Ultralytics events (on_fit_epoch_end, on_model_save, ...) to functions of the
-    trainer; they run in this process (not inside DDP workers).
-    """
+    trainer; with DDP (a device list) Ultralytics pickles them into its rank-0 worker process, so they
+    must be picklable (see `Tracker.__getstate__`)."""
     run_dir = Path(run_dir).resolve()
     args = dict(
         data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=-1 if batch == "auto" else batch,
@@ -77,9 +77,7 @@ def copy_checkpoints(result: TrainResult, dest: str | Path) -> tuple[Path, Path]
     for src, name in ((result.best, "best.pt"), (result.last, "last.pt")):
         target = dest / name
         if src.is_file():
-            tmp = dest / f".{name}.tmp"
-            shutil.copy2(src, tmp)
-            tmp.replace(target)
+            copy_atomic(src, target)
         out.append(target)
     return out[0], out[1]
 
@@ -166,7 +164,10 @@ def largest_batch(model_source: str | Path, imgsz: int, device: str, start: int 
     model.to("cpu")  # release GPU memory before Ultralytics builds its own copy
     torch.cuda.empty_cache()
     if best is None:
-        raise RuntimeError(f"even batch {start} does not fit on {device} at imgsz {imgsz}")
+        from ...errors import MarauderError
+
+        raise MarauderError(f"batch_size auto: even batch {start} does not fit on {device} at imgsz {imgsz}; "
+                            "set a smaller batch_size or imgsz")
     return best
 
 
