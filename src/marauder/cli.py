@@ -42,15 +42,6 @@ COMMANDS: dict[str, str] = {
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)+=")
 
 
-def _load_command(module: str):
-    try:
-        return importlib.import_module(f"marauder.commands.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"marauder.commands.{module}":
-            return None
-        raise
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="marauder",
@@ -59,9 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
-        module = _load_command(module_name)
-        if module is None:
-            continue
+        module = importlib.import_module(f"marauder.commands.{module_name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         p.add_argument("--config", type=Path, default=None,
                        help="YAML config (default: config/training_config.yaml in the workspace if present)")

@@ -52,8 +52,9 @@ class ExportConfig(Section):
     simplify: bool = Field(True, description="run the ONNX simplifier (onnxslim)")
     imgsz: int | None = Field(None, description="null = the calibrated pipeline's, else general.imgsz")
     fp16: bool = Field(True, description="TensorRT FP16 engines")
-    int8: bool = Field(False, description="TensorRT INT8 engines (needs int8_calibration_images)")
-    int8_calibration_images: str | None = Field(None, description="folder of representative images")
+    int8: bool = Field(False, description="TensorRT INT8 engines, calibrated on int8_calibration_images (default: the val split)")
+    int8_calibration_images: str | None = Field(
+        None, description="folder of representative images for INT8 calibration; null = the val split")
     int8_calibration_max: int = Field(300, ge=1, description="calibration images carried in the package")
     workspace_gb: float = Field(2.0, gt=0, description="TensorRT builder workspace")
     onnx_int8: bool = Field(False, description="also write an INT8 ONNX (onnxruntime) for the CPU/cloud path")
