@@ -28,7 +28,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import SHARED_DATA, Timer, row, write_result  # noqa: E402
+from common import SHARED_DATA, Timer, link_labelled_set, row, write_result  # noqa: E402
 
 IMGSZ = int(os.environ.get("BENCH_AL_IMGSZ", 192))
 SEED_IMAGES = int(os.environ.get("BENCH_AL_SEED", 24))
@@ -54,19 +54,6 @@ def habitat_split(root: Path) -> tuple[list[Path], list[Path]]:
     test_h = set(habitats[:TEST_HABITATS])
     images = sorted((root / "images").glob("*.jpg"))
     return ([p for p in images if habitat[p.name] not in test_h], [p for p in images if habitat[p.name] in test_h])
-
-
-def link_dataset(work: Path, root: Path) -> Path:
-    """work/all/images/*.jpg (symlinks to the shared data) + work/all/labels/*.txt; returns images dir."""
-    import shutil
-
-    images, labels = work / "all" / "images", work / "all" / "labels"
-    images.mkdir(parents=True)
-    labels.mkdir(parents=True)
-    for p in sorted((root / "images").glob("*.jpg")):
-        os.symlink(p, images / p.name)
-        shutil.copy(root / "labels" / f"{p.stem}.txt", labels / f"{p.stem}.txt")
-    return images
 
 
 def data_yaml(work: Path, name: str, train: list[Path], test: list[Path]) -> Path:
@@ -159,7 +146,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench_al_") as tmp, Timer() as total:
         work = Path(tmp)
-        images_dir = link_dataset(work, root)
+        images_dir = link_labelled_set(work, root)
         train_side, test_side = habitat_split(root)
         train_side = [images_dir / p.name for p in train_side]
         test = [images_dir / p.name for p in test_side]

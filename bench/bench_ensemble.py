@@ -29,7 +29,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import SHARED_DATA, Timer, row, write_result  # noqa: E402
+from common import SHARED_DATA, Timer, link_labelled_set, row, write_result  # noqa: E402
 
 IMGSZ = int(os.environ.get("BENCH_ENS_IMGSZ", 160))
 EPOCHS = int(os.environ.get("BENCH_ENS_EPOCHS", 3))  # per variant; the single-model peer gets 3x
@@ -53,12 +53,7 @@ def habitat_splits(root: Path) -> dict[str, list[Path]]:
 
 def build_dataset(work: Path, root: Path, splits: dict[str, list[Path]]) -> Path:
     """Symlinked images + copied labels (Ultralytics finds labels beside images/), split list files."""
-    images, labels = work / "all" / "images", work / "all" / "labels"
-    images.mkdir(parents=True)
-    labels.mkdir(parents=True)
-    for p in sorted((root / "images").glob("*.jpg")):
-        os.symlink(p, images / p.name)
-        shutil.copy(root / "labels" / f"{p.stem}.txt", labels / f"{p.stem}.txt")
+    images = link_labelled_set(work, root)
     for split, paths in splits.items():
         (work / f"{split}.txt").write_text("".join(f"{images / p.name}\n" for p in paths))
     y = work / "dataset.yaml"

@@ -47,6 +47,20 @@ def write_result(name: str, description: str, rows: list[dict], extra: dict | No
     return path
 
 
+def link_labelled_set(work: Path, root: Path) -> Path:
+    """work/all/images/*.jpg as symlinks to a ../shared/data set, with its labels copied into
+    work/all/labels/ (where Ultralytics looks for them); returns the images folder."""
+    import shutil
+
+    images, labels = work / "all" / "images", work / "all" / "labels"
+    images.mkdir(parents=True)
+    labels.mkdir(parents=True)
+    for p in sorted((root / "images").glob("*.jpg")):
+        os.symlink(p, images / p.name)
+        shutil.copy(root / "labels" / f"{p.stem}.txt", labels / f"{p.stem}.txt")
+    return images
+
+
 class Timer:
     def __enter__(self):
         self.start = time.perf_counter()

@@ -22,6 +22,7 @@ def _read_umask() -> int:
 
 # Read once at import: os.umask() is process-wide, so toggling it later would race with threads.
 _UMASK = _read_umask()
+FILE_MODE = 0o666 & ~_UMASK  # what a plain open() would give; mkstemp makes 0600
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -29,7 +30,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -76,6 +77,18 @@ def atomic_directory(target: str | Path, *, replace: bool = False) -> Iterator[P
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def ensure_writable(folder: str | Path) -> None:
+    """Create `folder` and prove a file can be written there (raises OSError otherwise).
+
+    Checked before long work starts, so a read-only output fails at once, not after an hour.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe.")
+    os.close(fd)
+    os.unlink(probe)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

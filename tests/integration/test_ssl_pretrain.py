@@ -3,12 +3,11 @@ and the SSL weights landing in the detector (YOLO backbone and ResNet-50 backbon
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 import torch
+from fakes.datasets import make_yolo_set
 
 from marauder.config.sections.general import GeneralConfig
 from marauder.config.sections.training import BaselineYoloConfig, SSLPretrainingConfig
@@ -19,24 +18,6 @@ from marauder.workspace import Workspace
 pytestmark = pytest.mark.slow
 TINY = dict(epochs=2, batch_size=4, imgsz=32, hidden_dim=32, projection_dim=16, warmup_epochs=1, knn_k=3)
 GENERAL = GeneralConfig(device="cpu", num_workers=0, seed=0)
-
-
-def make_yolo_set(root: Path, n_train: int = 6, n_val: int = 3, size: int = 64) -> Path:
-    """Orange boxes on blue water, YOLO labels, dataset.yaml: the smallest real detection set."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", n_train), ("val", n_val)):
-        (root / "images" / split).mkdir(parents=True, exist_ok=True)
-        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            img = np.full((size, size, 3), (120, 90, 30), np.uint8)
-            x, y = (int(v) for v in rng.integers(4, size // 2, 2))
-            w, h = (int(v) for v in rng.integers(14, size // 2, 2))
-            cv2.rectangle(img, (x, y), (x + w, y + h), (0, 160, 255), -1)
-            cv2.imwrite(str(root / "images" / split / f"{split}{i}.jpg"), img)
-            (root / "labels" / split / f"{split}{i}.txt").write_text(
-                f"0 {(x + w / 2) / size:.5f} {(y + h / 2) / size:.5f} {w / size:.5f} {h / size:.5f}\n")
-    (root / "dataset.yaml").write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n  0: fish\n")
-    return root / "dataset.yaml"
 
 
 @pytest.fixture(scope="module")

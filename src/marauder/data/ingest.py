@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, MarauderError
-from ..fsio import atomic_write_json, sha256_file
+from ..fsio import atomic_write_json, ensure_writable, sha256_file
 from ..log import get_logger, progress
 
 log = get_logger("ingest")
@@ -247,10 +247,7 @@ def run_ingest(source_dir: Path, source: str, output: Path, *, frame_rate: float
     if not source_dir.is_dir():
         raise DataError("not a folder", file=str(source_dir))
     try:
-        output.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=output, prefix=".write-probe.")
-        os.close(fd)
-        os.unlink(probe)
+        ensure_writable(output)
     except OSError as exc:
         raise MarauderError(f"output folder {output} is not writable ({exc.strerror or exc})") from None
     for stale in output.glob(".*.tmp"):

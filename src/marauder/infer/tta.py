@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..runtime import tta as runtime_tta
 from ..types import Detections
 
 
@@ -76,21 +77,8 @@ def views_from_config(tta) -> list[View]:
 
 # -- images -------------------------------------------------------------------------------------------
 def transform_image(image: np.ndarray, view: View) -> np.ndarray:
-    """Apply a view to an HxWxC (or HxW) image."""
-    out = image
-    if view.hflip:
-        out = out[:, ::-1]
-    if view.vflip:
-        out = out[::-1]
-    if view.rotation:
-        out = np.rot90(out, k=view.rotation // 90)  # counter-clockwise, like our box maps
-    if view.scale != 1.0:
-        import cv2
-
-        h, w = view.output_size(image.shape[:2])
-        interp = cv2.INTER_AREA if view.scale < 1 else cv2.INTER_LINEAR
-        out = cv2.resize(np.ascontiguousarray(out), (w, h), interpolation=interp)
-    return np.ascontiguousarray(out)
+    """Apply a view to an HxWxC (or HxW) image: the edge runtime's code, so both pipelines agree."""
+    return runtime_tta.transform_image(image, view)
 
 
 # -- boxes ------------------------------------------------------------------------------------------

@@ -17,12 +17,10 @@ import time
 from pathlib import Path
 
 from ...errors import MarauderError
+from ...fsio import FILE_MODE, ensure_writable
 from .records import apply_classes, label_text
 
 JOURNAL_NAME = ".metadata.journal.jsonl"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-FILE_MODE = 0o666 & ~_UMASK  # mkstemp makes 0600 files; finished files get the usual permissions
 TMP_SUFFIX = ".part"
 
 
@@ -56,10 +54,7 @@ class FathomNetStore:
         """Create the folders and prove they are writable before any download starts."""
         for folder in (self.images, self.labels, self.metadata.parent):
             try:
-                folder.mkdir(parents=True, exist_ok=True)
-                fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe.")
-                os.close(fd)
-                os.unlink(probe)
+                ensure_writable(folder)
             except OSError as exc:
                 raise OutputNotWritable(f"output folder {folder} is not writable ({exc.strerror or exc})") from None
         self._remove_stale_temp_files()
