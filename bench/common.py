@@ -12,7 +12,11 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterable
 from pathlib import Path
+
+# Benchmarks compare like with like: no hub downloads mid-run (a COCO .pt would change the start).
+os.environ.setdefault("YOLO_OFFLINE", "1")
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -37,9 +41,12 @@ def row(metric: str, ours, peer=None, peer_name: str | None = None, units: str =
             "units": units, "target": target, "notes": notes, "higher_is_better": higher_is_better}
 
 
-def write_result(name: str, description: str, rows: list[dict], extra: dict | None = None) -> Path:
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    path = OUT_DIR / f"{name}.json"
+def write_result(name: str, description: str, rows: list[dict], extra: dict | None = None,
+                 out_dir: Path | None = None) -> Path:
+    """out_dir: somewhere other than bench/out/ (e.g. a smoke run that must stay out of results.md)."""
+    out_dir = out_dir or OUT_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
     payload = {"name": name, "description": description, "machine": machine(), "rows": rows,
                **(extra or {})}
     path.write_text(json.dumps(payload, indent=2) + "\n")
@@ -47,15 +54,19 @@ def write_result(name: str, description: str, rows: list[dict], extra: dict | No
     return path
 
 
-def link_labelled_set(work: Path, root: Path) -> Path:
-    """work/all/images/*.jpg as symlinks to a ../shared/data set, with its labels copied into
-    work/all/labels/ (where Ultralytics looks for them); returns the images folder."""
+def link_labelled_set(work: Path, root: Path, *, folder: str = "all", names: Iterable[str] | None = None) -> Path:
+    """work/<folder>/images/*.jpg as symlinks to a ../shared/data set, with its labels copied into
+    work/<folder>/labels/ (where Ultralytics looks for them); returns the images folder.
+    `names`: only these image file names (a subset), else every image."""
     import shutil
 
-    images, labels = work / "all" / "images", work / "all" / "labels"
+    images, labels = work / folder / "images", work / folder / "labels"
     images.mkdir(parents=True)
     labels.mkdir(parents=True)
+    keep = None if names is None else set(names)
     for p in sorted((root / "images").glob("*.jpg")):
+        if keep is not None and p.name not in keep:
+            continue
         os.symlink(p, images / p.name)
         shutil.copy(root / "labels" / f"{p.stem}.txt", labels / f"{p.stem}.txt")
     return images

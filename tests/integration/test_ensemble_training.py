@@ -71,7 +71,39 @@ def test_variants_train_validate_and_are_skipped_on_rerun(organized_sample, tiny
 def _cli_args(ws: Path, data_yaml: Path, epochs: int) -> list[str]:
     return ["train-ensemble", "--workspace", str(ws), "--config", str(SAMPLE_CONFIG), "--variants", "high_recall",
             f"ensemble.data={data_yaml}", f"ensemble.epochs={epochs}", "ensemble.imgsz=32", "ensemble.batch_size=8",
-            "ensemble.budget.imgsz=32", f"ensemble.base_model={ws / 'absent.pt'}"]
+            "ensemble.budget.imgsz=32", f"ensemble.base_model={ws / 'absent.pt'}",
+            # no chain to continue here: the variant has its own architecture and a random start
+            "ensemble.variants.high_recall.model_size=yolov8n", "ensemble.variants.high_recall.pretrained=none"]
+
+
+def test_variants_continue_the_chain_unless_they_have_their_own_architecture(tiny_model, organized_sample,
+                                                                              tmp_path):
+    import pytest
+
+    from marauder.engines.ultralytics.train import dataset_names
+    from marauder.errors import MissingInputError
+    from marauder.train.ensemble import plan_variant_start
+    from marauder.workspace import Workspace
+
+    ws = Workspace.at(tmp_path / "ws")
+    names = dataset_names(organized_sample / "dataset.yaml")
+    general = GeneralConfig(device="cpu", imgsz=32)
+    cfg = tiny_ensemble(organized_sample / "dataset.yaml", tiny_model)
+
+    chain = plan_variant_start(cfg, "recall", EnsembleVariant(), general, ws, names)
+    same = plan_variant_start(cfg, "recall", EnsembleVariant(model_size="yolov8n"), general, ws, names)
+    for start in (chain, same):  # tiny_model is a yolov8n: both continue from it, every tensor
+        assert start.continues and start.model == tiny_model
+        assert start.report["transfers"][0]["fraction"] == 1.0
+
+    own = plan_variant_start(cfg, "recall", EnsembleVariant(model_size="yolov8n+efficientnet_lite0",
+                                                            pretrained="imagenet"), general, ws, names)
+    assert not own.continues and own.arch == "yolov8n+efficientnet_lite0"
+    assert own.report["transfers"][0]["backbone_fraction"] == 1.0 and own.model.is_file()
+
+    orphan = tiny_ensemble(organized_sample / "dataset.yaml", tmp_path / "absent.pt")
+    with pytest.raises(MissingInputError):  # nothing to continue and no architecture of its own
+        plan_variant_start(orphan, "recall", EnsembleVariant(), general, ws, names)
 
 
 def test_sigkilled_training_resumes_from_last_pt(organized_sample, tmp_path, capsys):

@@ -32,6 +32,24 @@ def _state(ws: Workspace) -> dict:
     return json.loads((ws.outputs("pipeline") / "state.json").read_text())["stages"]
 
 
+def _assert_one_weight_chain(ws: Workspace) -> None:
+    """Each variant started from the critical-species model (>= 90 % of its parameters, from the recorded
+    transfer), and calibrate and export used the multi-scale models."""
+    import yaml
+
+    from marauder.config import load_config
+
+    variants = list(load_config(REPO / "config" / "sample.yaml").ensemble.variants)
+    for name in variants:
+        init = json.loads((ws.ensemble_dir(name) / "init.json").read_text())
+        assert Path(init["continues"]) == ws.critical_best
+        assert init["transfers"][0]["fraction"] >= 0.9, init
+    deployed = yaml.safe_load((ws.deployment_dir / "deployment_config.yaml").read_text())["models"]
+    assert [m["name"] for m in deployed] == [f"{n}_multiscale" for n in variants]
+    calibrated = yaml.safe_load(ws.pipeline_config.read_text())["models"]
+    assert [Path(m["path"]).parent.name for m in calibrated] == [f"{n}_multiscale" for n in variants]
+
+
 @pytest.mark.slow
 def test_pipeline_pauses_for_the_vendor_resumes_and_skips_what_is_done(tmp_path, capsys):
     ws = Workspace.at(tmp_path / "ws")
@@ -59,6 +77,7 @@ def test_pipeline_pauses_for_the_vendor_resumes_and_skips_what_is_done(tmp_path,
     assert (ws.deployment_dir / "deployment_config.yaml").is_file()
     report = json.loads((ws.outputs("evaluation") / "pipeline" / "report.json").read_text())
     assert "mAP50-95" in report["summary"]
+    _assert_one_weight_chain(ws)
     capsys.readouterr()
 
     # 3. nothing changed: every stage is skipped; changing one section reruns from that stage on

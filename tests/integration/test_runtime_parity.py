@@ -43,7 +43,7 @@ def assert_same(ours, theirs_xyxy, theirs_scores, theirs_cls):
         assert np.array_equal(ours.class_ids, theirs_cls)
 
 
-def _ultralytics_vs_runtime(onnx_path, images):
+def _ultralytics_vs_runtime(onnx_path, images, imgsz=IMGSZ):
     from ultralytics import YOLO
 
     from marauder.infer.onnx_predictor import OnnxPredictor
@@ -52,7 +52,7 @@ def _ultralytics_vs_runtime(onnx_path, images):
     ours = OnnxPredictor(onnx_path, conf=0.001, iou=0.6)
     total = 0
     for image in images:
-        r = reference.predict(image, imgsz=IMGSZ, conf=0.001, iou=0.6, verbose=False)[0]
+        r = reference.predict(image, imgsz=imgsz, conf=0.001, iou=0.6, verbose=False)[0]
         d = ours.predict([image])[0]
         assert d.image_size == image.shape[:2]
         assert_same(d, r.boxes.xyxy.numpy(), r.boxes.conf.numpy(), r.boxes.cls.numpy().astype(int))

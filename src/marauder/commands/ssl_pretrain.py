@@ -27,12 +27,23 @@ def run(args, ctx) -> int:
         dirs = [*ws.unlabelled_dirs, ws.fathomnet_images, *(ws.path(d) for d in cfg.data.extra_unlabelled_dirs)]
     collect_images(dirs)  # an empty pool fails here, before the log and resolved config are written
     log = ctx.start_stage("1_ssl_pretrain", out_dir)
+    ssl_cfg = cfg.ssl_pretraining
+    if ssl_cfg.backbone == "auto":
+        from ..train.chain import planned_ssl_backbone
+
+        nc = len(cfg.general.classes) or 80
+        if ws.dataset_yaml.is_file():
+            from ..data.dataset import load_dataset_yaml
+
+            nc = load_dataset_yaml(ws.dataset_yaml).nc
+        ssl_cfg = ssl_cfg.model_copy(update={"backbone": planned_ssl_backbone(cfg, ws, nc)})
     labelled = [(ws.organized_images(s), ws.organized_labels(s)) for s in ("train", "val")
                 if ws.organized_images(s).is_dir()]
     if not labelled and ws.fathomnet_labels.is_dir():
         labelled = [(ws.fathomnet_images, ws.fathomnet_labels)]
-    result = run_ssl_pretrain(cfg.ssl_pretraining, cfg.general, out_dir, dirs, labelled=labelled,
-                              logging_cfg=cfg.logging, tb_dir=ws.runs_dir / "ssl" / "tensorboard")
+    result = run_ssl_pretrain(ssl_cfg, cfg.general, out_dir, dirs, labelled=labelled,
+                              logging_cfg=cfg.logging, tb_dir=ws.runs_dir / "ssl" / "tensorboard",
+                              weights_dir=ws.path(cfg.general.weights_dir))
     best = result.best_metric
     log.info("best epoch %s (%s %.4f): %s; %d images, %d unreadable skipped, %.1f images/s",
              best.get("epoch"), best.get("name"), best.get("value") or float("nan"), result.best, result.images,

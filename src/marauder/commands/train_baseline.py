@@ -20,7 +20,7 @@ def run(args, ctx) -> int:
     preflight(cfg.baseline_yolo, ws)  # bad input fails here, before the log and resolved config are written
     log = ctx.start_stage("1_baseline", ws.checkpoints("baseline"))
     result = run_baseline(cfg.baseline_yolo, cfg.general, ws, checkpointing=cfg.checkpointing,
-                          logging_cfg=cfg.logging, resume=args.resume)
+                          logging_cfg=cfg.logging, resume=args.resume, ensemble=cfg.ensemble)
     m = result.metrics
     log.info("best: %s (mAP50 %.4f, mAP50-95 %.4f)%s", result.best, m.get("metrics/mAP50(B)", float("nan")),
              m.get("metrics/mAP50-95(B)", float("nan")),

@@ -34,9 +34,19 @@ class Stage:
 
 
 def _variant_weights(ws: Workspace, cfg: MarauderConfig) -> list[Path]:
-    """The ensemble members. Calibrate and export both use exactly these, so the calibrated
-    thresholds in the deployment package were fitted on the models it carries."""
+    """The ensemble members as the ensemble stage trained them."""
     return [ws.ensemble_dir(name) / "best.pt" for name in cfg.ensemble.variants]
+
+
+def _multiscale_weights(ws: Workspace, cfg: MarauderConfig) -> list[Path]:
+    return [p.parent.with_name(p.parent.name + "_multiscale") / "best.pt" for p in _variant_weights(ws, cfg)]
+
+
+def _deployed_weights(ws: Workspace, cfg: MarauderConfig) -> list[Path]:
+    """The models the package carries: the multi-scale fine-tunes when that stage runs, else the
+    ensemble members. Calibrate and export both use exactly these (so the calibrated thresholds were
+    fitted on the deployed models), and their fingerprints follow these files."""
+    return _multiscale_weights(ws, cfg) if cfg.multiscale_training.enabled else _variant_weights(ws, cfg)
 
 
 def _json_metric(path: Path, *keys: str) -> str | None:
@@ -148,26 +158,27 @@ STAGES: list[Stage] = [
     Stage(
         "train-multiscale", ("multiscale_training", "general"),
         inputs=_variant_weights,
-        outputs=lambda ws, cfg: [p.parent.with_name(p.parent.name + "_multiscale") / "best.pt"
-                                 for p in _variant_weights(ws, cfg)],
+        outputs=_multiscale_weights,
+        enabled=lambda cfg: cfg.multiscale_training.enabled,
         metric=_multiscale_metric,
     ),
     Stage(
         "calibrate", ("tta_calibration", "critical_species"),
-        inputs=lambda ws, cfg: [*_variant_weights(ws, cfg), ws.organized_dir],
+        inputs=lambda ws, cfg: [*_deployed_weights(ws, cfg), ws.organized_dir],
         outputs=lambda ws, cfg: [ws.pipeline_config, ws.calibrator],
         args=lambda ws, cfg: [
-            "--models", *map(str, _variant_weights(ws, cfg)),
+            "--models", *map(str, _deployed_weights(ws, cfg)),
             "--calibration-data", str(ws.organized_images("val")),
         ],
         metric=_calibrate_metric,
     ),
     Stage(
         "export", ("export", "deployment", "evaluation"),  # evaluation: --validate's split, the package's nms_iou
-        inputs=lambda ws, cfg: [*_variant_weights(ws, cfg), ws.pipeline_config],
+        inputs=lambda ws, cfg: [*_deployed_weights(ws, cfg), ws.pipeline_config],
         outputs=lambda ws, cfg: [ws.deployment_dir / "deployment_config.yaml"],
         args=lambda ws, cfg: [
-            "--models", *map(str, _variant_weights(ws, cfg)), "--names", *cfg.ensemble.variants,
+            "--models", *map(str, _deployed_weights(ws, cfg)),
+            "--names", *(p.parent.name for p in _deployed_weights(ws, cfg)),  # as calibrate names them
             "--validate", "--package",
         ],
         metric=_export_metric,

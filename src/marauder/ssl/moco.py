@@ -30,6 +30,10 @@ class ResNetTrunk(nn.Sequential):
 
 def build_encoder(backbone: str) -> tuple[nn.Module, int, str]:
     """(encoder returning (N, D) features, D, key prefix inside the detector) for a backbone name."""
+    if backbone == "efficientnet_lite0":
+        from ..engines.ultralytics.backbone import LiteTrunk, backbone_state_prefix
+
+        return LiteTrunk(), 320, backbone_state_prefix(backbone)
     if backbone == "resnet50":
         import torchvision
 
@@ -42,9 +46,34 @@ def build_encoder(backbone: str) -> tuple[nn.Module, int, str]:
     try:
         enc, dim = yolo_backbone(backbone)
     except FileNotFoundError as exc:
-        raise ConfigError(f"ssl_pretraining.backbone: unknown backbone {backbone!r}: use 'resnet50' or an "
+        raise ConfigError(f"ssl_pretraining.backbone: unknown backbone {backbone!r}: use 'efficientnet_lite0', 'resnet50' or an "
                           f"Ultralytics detection model name such as 'yolov8n' ({exc})") from exc
     return enc, dim, ""
+
+
+def pretrained_encoder(encoder: nn.Module, backbone: str, prefix: str, asked: str, weights_dir, *,
+                       allow_partial: bool, workspace_path=None) -> dict:
+    """Load the `ssl_pretraining.pretrained` start into the encoder (domain-adaptive pretraining continues
+    from it); returns the init report. The backbone is the configured one: auto never swaps it."""
+    from pathlib import Path
+
+    from ..engines.ultralytics.backbone import is_foreign_backbone
+    from ..engines.ultralytics.pretrained import check_transfer, resolve_start, start_state, transfer_into
+
+    foreign = backbone if is_foreign_backbone(backbone) else None
+    start = resolve_start(asked, "yolov8n" if foreign else backbone, foreign, Path(weights_dir),
+                          key="ssl_pretraining.pretrained", keep_backbone=True,
+                          workspace_path=workspace_path or Path)
+    report = {"pretrained": asked, "source": start.source, "reason": start.reason, "transfers": []}
+    got = start_state(start)
+    if got is None:
+        return report
+    state, label = got
+    transfer = transfer_into(encoder, state, label, backbone_prefixes=("",), strip=prefix)
+    check_transfer(transfer, target_arch=backbone, source_arch=label, allow_partial=allow_partial,
+                   key="ssl_pretraining.pretrained")
+    report["transfers"].append(transfer.to_json())
+    return report
 
 
 class MoCoV3(nn.Module):

@@ -26,7 +26,7 @@ from ..train.common import Tracker
 from .augment import two_view_transform
 from .checkpoint import FORMAT, save_checkpoint
 from .data import UnlabelledImages, collate_views, collect_images
-from .moco import MoCoV3, build_encoder, moco_v3_step
+from .moco import MoCoV3, build_encoder, moco_v3_step, pretrained_encoder
 from .probe import embed, has_two_classes, knn_accuracy, labelled_crops
 
 log = get_logger("ssl")
@@ -99,6 +99,7 @@ def run_ssl_pretrain(
     labelled: Sequence[tuple[Path, Path]] = (),
     logging_cfg: LoggingConfig | None = None,
     tb_dir: Path | None = None,
+    weights_dir: Path | None = None,
 ) -> SSLResult:
     """Pretrain cfg.backbone with MoCo v3; write best_moco.pth / last_moco.pth / metrics.jsonl to out_dir."""
     if cfg.epochs <= 0:
@@ -115,6 +116,10 @@ def run_ssl_pretrain(
     amp = general.mixed_precision and device.type == "cuda"
 
     encoder, feature_dim, prefix = build_encoder(cfg.backbone)
+    init = {"pretrained": cfg.pretrained, "source": "resumed", "transfers": []}
+    if not resume:  # before MoCoV3 copies the encoder into its momentum branch
+        init = pretrained_encoder(encoder, cfg.backbone, prefix, cfg.pretrained,
+                                  weights_dir or Path(general.weights_dir), allow_partial=general.allow_partial_init)
     model = MoCoV3(encoder, feature_dim, cfg.hidden_dim, cfg.projection_dim).to(device)
     batch = min(cfg.batch_size, len(paths))
     peak_lr = cfg.learning_rate * batch / 256  # linear scaling rule: learning_rate is per 256 images
@@ -194,7 +199,8 @@ def run_ssl_pretrain(
             history.append(record)
             encoder_state = {k: v.detach().cpu() for k, v in model.backbone.state_dict().items()}
             common = {"backbone": cfg.backbone, "feature_dim": feature_dim, "encoder": encoder_state,
-                      "encoder_prefix": prefix, "epoch": epoch + 1, "config": cfg.model_dump(mode="json")}
+                      "encoder_prefix": prefix, "epoch": epoch + 1, "config": cfg.model_dump(mode="json"),
+                      "init": resume.get("init", init) if resume else init}
             if improved:
                 best = {"name": metric_name, "value": value, "epoch": epoch + 1}
                 save_checkpoint(best_path, {**common, "metric": best})

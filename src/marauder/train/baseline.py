@@ -14,9 +14,10 @@ from pathlib import Path
 import yaml
 
 from ..config.sections.general import CheckpointingConfig, GeneralConfig, LoggingConfig
+from ..config.sections.stages import EnsembleConfig
 from ..config.sections.training import BaselineYoloConfig
 from ..errors import ConfigError, DataError, MissingInputError
-from ..fsio import list_images
+from ..fsio import atomic_write_json, list_images
 from ..log import get_logger
 from ..workspace import Workspace
 from .common import Tracker, pick_resume, write_jsonl
@@ -96,36 +97,59 @@ def ultralytics_device(device) -> str | None:
     return str(device)
 
 
-def ssl_initialised_model(cfg: BaselineYoloConfig, names: list[str], workspace: Workspace, init_path: Path
-                          ) -> tuple[Path, int]:
-    """Build the detector for the SSL checkpoint's backbone, load the encoder into it, save it as a .pt.
+INIT_CHECKPOINT = f"{STAGE}_init.pt"  # under runs/: the detector as initialised, before any training
+INIT_REPORT = "init.json"  # under checkpoints/baseline/: what the start was and how much of it loaded
 
-    Raises DataError when the checkpoint's tensors do not fit the detector's backbone.
+
+def initialise_detector(cfg: BaselineYoloConfig, general: GeneralConfig, names: list[str], workspace: Workspace,
+                        init_path: Path, ensemble: EnsembleConfig | None = None) -> tuple[Path, dict]:
+    """Build the chain's detector with its pretrained start (and the SSL backbone over it), save it as a .pt.
+
+    Returns (the .pt, the init report). Raises DataError when the weights do not fit the architecture.
     """
-    from ..engines.ultralytics.backbone import (
-        build_detection_model,
-        is_torchvision_backbone,
-        load_encoder_into_detector,
-        save_init_checkpoint,
+    from ..engines.ultralytics.backbone import is_foreign_backbone, save_init_checkpoint
+    from ..engines.ultralytics.pretrained import (
+        check_transfer,
+        initial_detector,
+        transfer_into,
     )
     from ..ssl.checkpoint import load_ssl_checkpoint
+    from .chain import plan_chain_start
 
-    ckpt_path = workspace.path(cfg.ssl_checkpoint)
-    if not ckpt_path.is_file():
-        raise MissingInputError(ckpt_path, "marauder ssl-pretrain` (or set baseline_yolo.use_ssl_backbone=false")
-    ssl = load_ssl_checkpoint(ckpt_path)
-    backbone = ssl.backbone if is_torchvision_backbone(ssl.backbone) else None
-    model = build_detection_model(cfg.model_size, len(names), backbone=backbone)
-    loaded, misfit = load_encoder_into_detector(model, ssl.encoder, ssl.prefix)
-    total = loaded + len(misfit)
-    if loaded == 0 or misfit:
-        raise DataError(
-            f"SSL checkpoint backbone {ssl.backbone!r} does not fit the {cfg.model_size!r} detector: "
-            f"{loaded} of {total} tensors match. Pretrain with ssl_pretraining.backbone={cfg.model_size} "
-            "(or 'resnet50'), or set baseline_yolo.use_ssl_backbone=false", file=str(ckpt_path))
-    log.info("loaded %d SSL tensors (backbone %s, epoch %d) into the detector's backbone", loaded,
-             ssl.backbone, ssl.epoch)
-    return save_init_checkpoint(model, init_path, names), loaded
+    ssl = None
+    backbone = cfg.backbone
+    if cfg.use_ssl_backbone:
+        ssl = load_ssl_checkpoint(workspace.path(cfg.ssl_checkpoint))
+        backbone = ssl.backbone if is_foreign_backbone(ssl.backbone) else None
+    # the SSL checkpoint fixed the backbone: auto must not swap it
+    start, chain = plan_chain_start(cfg, general, ensemble, len(names), workspace, backbone,
+                                    keep_backbone=cfg.use_ssl_backbone)
+    import torch
+
+    torch.manual_seed(general.seed)  # the random parts (neck, head) are the same every run
+    model, transfer = initial_detector(start, len(names), allow_partial=general.allow_partial_init,
+                                       key="baseline_yolo.pretrained")
+    transfers = [transfer.to_json()]
+    if ssl is not None:
+        from ..engines.ultralytics.pretrained import detector_backbone_prefixes
+
+        encoder = {ssl.prefix + k: v for k, v in ssl.encoder.items()}
+        ssl_transfer = transfer_into(model, encoder, f"SSL checkpoint {ssl.path} (backbone {ssl.backbone}, "
+                                     f"epoch {ssl.epoch})", backbone_prefixes=detector_backbone_prefixes(model))
+        if ssl_transfer.tensors_loaded == 0 or ssl_transfer.tensors_loaded < len(
+                [k for k in ssl.encoder if not k.endswith("num_batches_tracked")]):
+            raise DataError(
+                f"SSL checkpoint backbone {ssl.backbone!r} does not fit the {start.arch!r} detector: "
+                f"{ssl_transfer.describe()}. Pretrain with ssl_pretraining.backbone={start.arch.partition('+')[0]} "
+                "(or efficientnet_lite0 / resnet50), or set baseline_yolo.use_ssl_backbone=false",
+                file=str(ssl.path))
+        check_transfer(ssl_transfer, target_arch=start.arch, source_arch=ssl.backbone,
+                       allow_partial=general.allow_partial_init, key="baseline_yolo.use_ssl_backbone")
+        transfers.append(ssl_transfer.to_json())
+    report = {"pretrained": cfg.pretrained, "source": start.source, "reason": start.reason, "arch": start.arch,
+              "weights": str(start.weights) if start.weights else None, "transfers": transfers,
+              "budget": chain.cost if chain else None, "budget_note": chain.note if chain else None}
+    return save_init_checkpoint(model, init_path, names), report
 
 
 def preflight(cfg: BaselineYoloConfig, workspace: Workspace) -> list[str]:
@@ -147,6 +171,7 @@ def run_baseline(
     checkpointing: CheckpointingConfig | None = None,
     logging_cfg: LoggingConfig | None = None,
     resume: str | Path | None = None,
+    ensemble: EnsembleConfig | None = None,
 ) -> BaselineResult:
     """Train the baseline detector into checkpoints/baseline/; resume an interrupted run automatically."""
     from ..engines.ultralytics.callbacks import mirror_checkpoints, results_rows, track_epochs
@@ -164,8 +189,11 @@ def run_baseline(
     model: str | Path = cfg.model_size
     if resume_from:
         log.info("resuming from %s", resume_from)
-    elif cfg.use_ssl_backbone:
-        model, loaded = ssl_initialised_model(cfg, names, workspace, workspace.runs_dir / f"{STAGE}_ssl_init.pt")
+    else:
+        model, init = initialise_detector(cfg, general, names, workspace, workspace.runs_dir / INIT_CHECKPOINT,
+                                          ensemble)
+        atomic_write_json(dest / INIT_REPORT, init)
+        loaded = sum(t["tensors_loaded"] for t in init["transfers"][1:])  # the SSL backbone's share
 
     device = ultralytics_device(general.device)
     if cfg.batch_size == "auto":
@@ -183,6 +211,9 @@ def run_baseline(
         "optimizer": cfg.optimizer, "cache": cfg.cache, "nbs": accumulation_nbs(batch, accumulate),
         "save_period": checkpointing.save_period,
     }
+    if cfg.train_args:  # the user's own Ultralytics arguments win; each one is a deviation worth a log line
+        log.info("baseline_yolo.train_args: %s", ", ".join(f"{k}={v}" for k, v in cfg.train_args.items()))
+        overrides.update(cfg.train_args)
     jsonl = dest / "metrics.jsonl"
     log.info("training %s on %s: %d epochs, imgsz %d, batch %d x %d accumulation, device %s",
              Path(str(model)).name, data_yaml, cfg.epochs, imgsz, batch, accumulate, device or "auto")

@@ -136,27 +136,98 @@ def _write_state(out_dir: Path, status: str, spec: dict, metrics: dict, **extra)
 
 # -- the ensemble stage --------------------------------------------------------------------------
 
-def initial_weights(cfg: EnsembleConfig, name: str, variant: EnsembleVariant, workspace: Workspace) -> Path | None:
-    """variant.init_from, else ensemble.base_model, else the baseline, else None (architecture only)."""
-    if variant.init_from:
-        path = workspace.path(variant.init_from)
-        if not path.is_file():
-            raise MarauderError(f"ensemble.variants.{name}.init_from: {path} not found")
-        return path
+INIT_REPORT = "init.json"  # beside best.pt: where the variant's first weights came from, how much fit
+
+
+def chain_weights(cfg: EnsembleConfig, workspace: Workspace) -> Path | None:
+    """The previous stage's model: ensemble.base_model, else the baseline; None when neither exists."""
     for candidate in (workspace.path(cfg.base_model), workspace.baseline_best):
         if candidate.is_file():
             return candidate
     return None
 
 
+@dataclass
+class VariantStart:
+    """What a variant trains from: a checkpoint it continues (the chain, or init_from), or a fresh start."""
+
+    model: Path  # the .pt Ultralytics trains from
+    continues: bool  # True: the previous stage's weights of the same architecture
+    arch: str
+    report: dict
+
+
+def plan_variant_start(cfg: EnsembleConfig, name: str, variant: EnsembleVariant, general: GeneralConfig,
+                       workspace: Workspace, names: list[str]) -> VariantStart:
+    """The chain when the variant has no model_size of its own (or the same architecture as the chain);
+    otherwise `pretrained` into its own architecture, saved under runs/ensemble/<name>_init.pt."""
+    from ..engines.ultralytics.backbone import arch_signature, build_detection_model, save_init_checkpoint
+    from ..engines.ultralytics.pretrained import (
+        check_transfer,
+        detector_backbone_prefixes,
+        initial_detector,
+        resolve_start,
+        transfer_into,
+    )
+    from ..engines.ultralytics.train import read_checkpoint
+
+    key = f"ensemble.variants.{name}"
+    if variant.init_from:
+        source = workspace.path(variant.init_from)
+        if not source.is_file():
+            raise MarauderError(f"{key}.init_from: {source} not found")
+    else:
+        source = chain_weights(cfg, workspace)
+    source_model = None
+    if source is not None:
+        ckpt = read_checkpoint(source)
+        source_model = (ckpt.get("ema") or ckpt.get("model")).float()
+    own = build_detection_model(variant.model_size, len(names)) if variant.model_size else None
+    if source_model is not None and (own is None or arch_signature(own) == arch_signature(source_model)):
+        target = own or build_detection_model_like(source_model, len(names))
+        transfer = transfer_into(target, source_model.state_dict(), str(source),
+                                 backbone_prefixes=detector_backbone_prefixes(target))
+        check_transfer(transfer, target_arch=variant.model_size or "the chain's architecture",
+                       source_arch=str(source), allow_partial=general.allow_partial_init, key=key)
+        return VariantStart(source, True, variant.model_size or "chain", {
+            "continues": str(source), "source_sha256": sha256_file(source)[:16], "transfers": [transfer.to_json()]})
+    if variant.model_size is None:
+        raise MissingInputError(workspace.path(cfg.base_model), "marauder train-critical")
+    start = resolve_start(variant.pretrained, variant.model_size, None, workspace.path(general.weights_dir),
+                          key=f"{key}.pretrained", workspace_path=workspace.path)
+    log.info("%s: own architecture %s (model_size set), so it starts from %s, not from the chain's %s", name,
+             variant.model_size, start.describe(), source or "model")
+    import torch
+
+    torch.manual_seed(general.seed)  # the same random neck every run, so a finished run is recognised
+    model, transfer = initial_detector(start, len(names), allow_partial=general.allow_partial_init,
+                                       key=f"{key}.pretrained")
+    path = save_init_checkpoint(model, workspace.runs_dir / "ensemble" / f"{name}_init.pt", names)
+    return VariantStart(path, False, start.arch, {"start": start.describe(), "transfers": [transfer.to_json()]})
+
+
+def build_detection_model_like(model, nc: int):
+    """A fresh DetectionModel of the same yaml as `model`."""
+    import copy
+
+    from ultralytics.nn.tasks import DetectionModel
+
+    from ..engines.ultralytics.efficientnet_lite import register_with_ultralytics
+
+    register_with_ultralytics()
+    return DetectionModel(copy.deepcopy(model.yaml), nc=nc, verbose=False)
+
+
 def variant_spec(cfg: EnsembleConfig, name: str, variant: EnsembleVariant, general: GeneralConfig,
                  data_yaml: Path, init: Path | None) -> dict:
     return {
-        "stage": "ensemble", "variant": name, "model": variant.model_size, "init": str(init) if init else None,
+        "stage": "ensemble", "variant": name, "model": variant.model_size or "chain",
+        "init": str(init) if init else None,
         # the content, not just the path: a retrained base model at the same path must retrain the variant
         "init_sha256": sha256_file(init)[:16] if init else None,
         "data": str(data_yaml), "epochs": variant.epochs or cfg.epochs, "imgsz": cfg.imgsz or general.imgsz,
         "batch": cfg.batch_size, "augmentation": dict(sorted(variant.augmentation.items())),
+        "train_args": dict(sorted(cfg.train_args.items())),
         "seed": general.seed + list(cfg.variants).index(name),  # members differ in seed as well
     }
 
@@ -170,13 +241,16 @@ def variant_for_checkpoint(cfg: EnsembleConfig, path: Path) -> str:
                         f"checkpoints/ensemble/<variant>/ with variant one of {list(cfg.variants)}")
 
 
-def check_budgets(cfg: EnsembleConfig, names: list[str], nc: int) -> dict[str, dict]:
+def check_budgets(cfg: EnsembleConfig, names: list[str], nc: int,
+                  models: dict[str, str | Path] | None = None) -> dict[str, dict]:
+    """Each variant's architecture (its model_size, or the checkpoint it continues) against the budget."""
     from ..engines.ultralytics.budget import check_budget
 
     costs = {}
     b = cfg.budget
     for name in names:
-        cost = check_budget(cfg.variants[name].model_size, max_params_m=b.max_params_m, max_gflops=b.max_gflops,
+        spec = (models or {}).get(name) or cfg.variants[name].model_size
+        cost = check_budget(spec, max_params_m=b.max_params_m, max_gflops=b.max_gflops,
                             imgsz=b.imgsz, nc=nc, label=f"ensemble.variants.{name}")
         log.info("budget ok: %s", cost.describe().replace(cost.model, f"{name} ({cost.model})", 1))
         costs[name] = {"model": cost.model, "params_m": round(cost.params_m, 3), "gflops": round(cost.gflops, 3),
@@ -205,21 +279,22 @@ def run_ensemble(cfg: EnsembleConfig, general: GeneralConfig, workspace: Workspa
 
     from ..data.dataset import load_dataset_yaml
 
-    nc = load_dataset_yaml(data_yaml).nc
-    budget = check_budgets(cfg, names, nc)  # all of them before the first epoch is spent
-    inits = {name: initial_weights(cfg, name, cfg.variants[name], workspace) for name in names}  # likewise
+    dataset = load_dataset_yaml(data_yaml)
+    # every start and every budget before the first epoch is spent
+    starts = {name: plan_variant_start(cfg, name, cfg.variants[name], general, workspace, dataset.names)
+              for name in names}
+    # a variant that continues the chain is measured as the checkpoint it continues
+    budget = check_budgets(cfg, names, dataset.nc, {n: s.model if s.continues else s.arch for n, s in starts.items()})
 
     trained = []
     for name in names:
         variant = cfg.variants[name]
-        init = inits[name]
-        spec = variant_spec(cfg, name, variant, general, data_yaml, init)
-        overrides = dict(variant.augmentation)
-        if init is not None:
-            overrides["pretrained"] = str(init)  # transfer every same-shaped layer into model_size
-            log.info("%s: %s initialised from %s", name, variant.model_size, init)
+        start = starts[name]
+        spec = variant_spec(cfg, name, variant, general, data_yaml, start.model)
+        overrides = {**cfg.train_args, **variant.augmentation}
+        atomic_write_json(workspace.ensemble_dir(name) / INIT_REPORT, start.report)
         train_kwargs = dict(
-            model=variant.model_size, data_yaml=data_yaml, run_dir=workspace.runs_dir / "ensemble" / name,
+            model=start.model, data_yaml=data_yaml, run_dir=workspace.runs_dir / "ensemble" / name,
             epochs=spec["epochs"], imgsz=spec["imgsz"], batch=cfg.batch_size,
             device=None if general.device == "auto" else general.device, workers=general.num_workers,
             seed=spec["seed"], amp=general.mixed_precision, overrides=overrides,

@@ -82,7 +82,7 @@ def run_multiscale(cfg: MultiscaleTrainingConfig, general: GeneralConfig, worksp
     for source in sources:
         name, out_dir = multiscale_target(source)
         augmentation = _source_augmentation(source)
-        overrides = {**augmentation, "scale": cfg.scale_variance}
+        overrides = {**cfg.train_args, **augmentation, "scale": cfg.scale_variance}
         spec = {"stage": "multiscale", "source": str(source), "source_sha256": sha256_file(source)[:16],
                 "data": str(data_yaml), "epochs": cfg.epochs,
                 "resolutions": resolutions, "scale_variance": cfg.scale_variance, "batch": cfg.batch_size,

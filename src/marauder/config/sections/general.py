@@ -22,6 +22,13 @@ class GeneralConfig(Section):
         description="training class names, in class-index order (used when no classes.txt / --names)",
     )
     gradient_accumulation_steps: int = Field(1, ge=1)
+    weights_dir: str = Field(
+        "weights", description="pretrained weights folder (COCO .pt files), relative to the workspace; "
+                               "fetched into it when online, used from it offline"
+    )
+    allow_partial_init: bool = Field(
+        False, description="allow an initialisation that fills under 90 % of the backbone's parameters"
+    )
 
     @field_validator("imgsz")
     @classmethod

@@ -104,9 +104,14 @@ class CriticalSpeciesConfig(Section):
 
 
 class EnsembleVariant(Section):
-    model_size: str = Field(
-        "yolov8n", description="the variant's architecture (name or .yaml); checked against ensemble.budget"
+    model_size: str | None = Field(
+        None, description="null: the chain's architecture, continuing from ensemble.base_model; a name or "
+                          ".yaml: its own architecture, started from `pretrained` (checked against ensemble.budget)"
     )
+    pretrained: str = Field(
+        "auto", description="where the first weights come from: auto (coco, else imagenet, else none), coco, "
+                            "imagenet, none, or a checkpoint path")
+
     confidence_threshold: float = Field(
         0.25, ge=0, le=1, description="this member's detections below it are dropped before fusion"
     )
@@ -140,7 +145,8 @@ class FusionConfig(Section):
 
 class DeploymentBudget(Section):
     max_params_m: float = Field(5.0, gt=0, description="millions of parameters per model")
-    max_gflops: float = Field(10.0, gt=0, description="GFLOPs per image at imgsz")
+    max_gflops: float = Field(12.0, gt=0, description="GFLOPs per image at imgsz (yolov8n: 8.2 at 640, "
+                              "yolov8n+efficientnet_lite0: 11.4)")
     imgsz: int = Field(640, ge=32, description="deployment input size the GFLOPs are measured at")
 
 
@@ -174,6 +180,8 @@ class EnsembleConfig(Section):
     batch_size: int | Literal["auto"] = 16
     imgsz: int | None = Field(None, ge=32, description="training size; null = general.imgsz")
     variants: dict[str, EnsembleVariant] = Field(default_factory=_default_variants, min_length=1)
+    train_args: dict = Field(default_factory=dict, description="extra Ultralytics training arguments for every "
+                             "variant, e.g. {cache: ram, lr0: 0.001}")
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     budget: DeploymentBudget = Field(default_factory=DeploymentBudget)
 
@@ -195,6 +203,7 @@ class EnsembleConfig(Section):
 
 
 class MultiscaleTrainingConfig(Section):
+    enabled: bool = Field(True, description="when true, calibrate and export use the multi-scale models")
     resolutions: list[int] = Field(
         default_factory=lambda: [480, 512, 576, 640, 704, 768], min_length=1,
         description="each training batch is resized to one of these (multiples of 32)",
@@ -209,6 +218,8 @@ class MultiscaleTrainingConfig(Section):
     data: str = Field("data/organized/dataset.yaml", description="dataset yaml to train and evaluate on")
     batch_size: int | Literal["auto"] = 16
     eval_split: Literal["val", "test"] = Field("val", description="split of the before/after small-object AP")
+    train_args: dict = Field(default_factory=dict, description="extra Ultralytics training arguments, e.g. "
+                             "{cache: ram}")
 
     @field_validator("resolutions")
     @classmethod

@@ -26,7 +26,11 @@ class SSLAugmentations(Section):
 class SSLPretrainingConfig(Section):
     enabled: bool = True
     model: Literal["moco_v3"] = "moco_v3"
-    backbone: str = Field("resnet50", description="'resnet50' or an Ultralytics model name, e.g. yolov8m")
+    backbone: str = Field("auto", description="auto: the backbone the baseline will build (the chain's); "
+                          "'efficientnet_lite0', 'resnet50' or an Ultralytics model name, e.g. yolov8n")
+    pretrained: str = Field(
+        "auto", description="where the first weights come from: auto (coco, else imagenet, else none), coco, "
+                            "imagenet, none, or a checkpoint path")
     epochs: int = Field(100, gt=0)
     batch_size: int = Field(256, gt=0)
     learning_rate: float = Field(0.03, gt=0)
@@ -53,6 +57,13 @@ class LRFindConfig(Section):
 
 class BaselineYoloConfig(Section):
     model_size: str = Field("yolov8m", description="any Ultralytics detection model name or .yaml/.pt")
+    backbone: str | None = Field(
+        None, description="null: the model's own (or EfficientNet-Lite0 when pretrained resolves to imagenet); "
+                          "efficientnet_lite0 or resnet50 under the model's neck. With use_ssl_backbone the SSL "
+                          "checkpoint's backbone is used")
+    pretrained: str = Field(
+        "auto", description="where the first weights come from: auto (coco, else imagenet, else none), coco, "
+                            "imagenet, none, or a checkpoint path")
     use_ssl_backbone: bool = True
     ssl_checkpoint: str = "checkpoints/ssl/best_moco.pth"
     data: str = "data/organized/dataset.yaml"
@@ -64,4 +75,6 @@ class BaselineYoloConfig(Section):
     imgsz: int | None = Field(None, ge=32, description="null = general.imgsz")
     optimizer: str = "SGD"
     cache: bool = False
+    train_args: dict = Field(default_factory=dict, description="extra Ultralytics training arguments, e.g. "
+                             "{freeze: 1, cache: ram} (frozen backbone, images in memory)")
     lr_find: LRFindConfig = Field(default_factory=LRFindConfig)

