@@ -81,10 +81,11 @@ def test_ssl_weights_reach_the_detector_that_ultralytics_trains(yolo_ssl, ssl_wo
     """The init checkpoint holds the SSL encoder, and the model Ultralytics' trainer builds from it
     (checked before the first optimizer step) has the same backbone tensors."""
     from marauder.engines.ultralytics.train import train_detector
-    from marauder.train.baseline import ssl_initialised_model
+    from marauder.train.baseline import initialise_detector
 
     cfg = BaselineYoloConfig(model_size="yolov8n", ssl_checkpoint=str(yolo_ssl.best))
-    init, loaded = ssl_initialised_model(cfg, ["fish"], ssl_workspace, tmp_path / "init.pt")
+    init, report = initialise_detector(cfg, GENERAL, ["fish"], ssl_workspace, tmp_path / "init.pt")
+    loaded = report["transfers"][-1]["tensors_loaded"]  # the SSL backbone, over the pretrained start
     encoder = load_ssl_checkpoint(yolo_ssl.best).encoder
     assert loaded == sum(1 for k in encoder if not k.endswith("num_batches_tracked")) > 50
 
@@ -105,26 +106,26 @@ def test_resnet50_ssl_checkpoint_loads_into_a_resnet50_yolo_detector(ssl_workspa
     from marauder.engines.ultralytics.models import load_yolo
     from marauder.ssl.checkpoint import save_checkpoint
     from marauder.ssl.moco import build_encoder
-    from marauder.train.baseline import ssl_initialised_model
+    from marauder.train.baseline import initialise_detector
 
     torch.manual_seed(3)
     encoder, dim, prefix = build_encoder("resnet50")
     ckpt = save_checkpoint(tmp_path / "r50.pth", {"backbone": "resnet50", "feature_dim": dim, "epoch": 1,
                                                    "encoder": encoder.state_dict(), "encoder_prefix": prefix})
     cfg = BaselineYoloConfig(model_size="yolov8n", ssl_checkpoint=str(ckpt))
-    init, loaded = ssl_initialised_model(cfg, ["fish"], ssl_workspace, tmp_path / "init.pt")
-    assert loaded == 265  # every conv/bn tensor of ResNet-50's stem and four stages
+    init, report = initialise_detector(cfg, GENERAL, ["fish"], ssl_workspace, tmp_path / "init.pt")
+    assert report["transfers"][-1]["tensors_loaded"] == 265  # every conv/bn tensor of ResNet-50's stem and four stages
     detector = load_yolo(init).model.state_dict()
     for key, value in encoder.state_dict().items():
         assert torch.equal(detector[prefix + key].float(), value.float()), key
 
 
 def test_checkpoint_from_another_backbone_is_a_clear_error(yolo_ssl, ssl_workspace, tmp_path):
-    from marauder.train.baseline import ssl_initialised_model
+    from marauder.train.baseline import initialise_detector
 
     cfg = BaselineYoloConfig(model_size="yolov8s", ssl_checkpoint=str(yolo_ssl.best))
     with pytest.raises(DataError, match=r"backbone 'yolov8n' does not fit the 'yolov8s' detector: \d+ of \d+"):
-        ssl_initialised_model(cfg, ["fish"], ssl_workspace, tmp_path / "init.pt")
+        initialise_detector(cfg, GENERAL, ["fish"], ssl_workspace, tmp_path / "init.pt")
     assert not (tmp_path / "init.pt").exists()
 
 

@@ -35,9 +35,11 @@ class UltralyticsPredictor:
         out: list[Detections] = []
         for start in range(0, len(images), self.batch):
             chunk = images[start:start + self.batch]
+            # rect=False: a square letterbox, as every exported (static-shape) model runs, so a .pt and its
+            # ONNX export see the same pixels; Ultralytics' minimal-padding default shifts recall by a few %
             results = self.model.predict(
                 chunk, imgsz=self.imgsz, conf=self.conf, iou=self.iou, device=self.device,
-                max_det=self.max_det, verbose=False, batch=len(chunk),
+                max_det=self.max_det, verbose=False, batch=len(chunk), rect=False,
             )
             out.extend(results_to_detections(r) for r in results)
         return out
@@ -107,7 +109,7 @@ def predict_detailed(predictor: UltralyticsPredictor, images: list[np.ndarray]) 
         chunk = images[start:start + predictor.batch]
         results = predictor.model.predict(
             chunk, imgsz=predictor.imgsz, conf=predictor.conf, iou=predictor.iou, device=predictor.device,
-            max_det=predictor.max_det, verbose=False, batch=len(chunk), predictor=cls,
+            max_det=predictor.max_det, verbose=False, batch=len(chunk), predictor=cls, rect=False,
         )
         for r in results:
             det = results_to_detections(r)
