@@ -82,10 +82,16 @@ def test_lionfish_vs_rockfish_confusion_is_caught_by_margin():
     ([0.1, 0.9], 0.0),  # outside the band
     ([0.5], 1.0),  # dead centre
     ([0.3], 0.0),  # on the edge
-    ([0.4, 0.6, 0.95], 1.0),  # two at half weight
+    ([0.4, 0.6, 0.95], 0.5),  # two at half weight: the image is as borderline as its most borderline box
+    ([0.35] * 10, 0.25),  # crowding adds nothing
 ])
 def test_band_score(confs, expected):
     assert band_score(np.array(confs), 0.3, 0.7) == pytest.approx(expected)
+
+
+def test_a_crowded_frame_does_not_outrank_one_truly_borderline_box():
+    crowded, single = band_score(np.array([0.35] * 10), 0.3, 0.7), band_score(np.array([0.5]), 0.3, 0.7)
+    assert single > crowded
 
 
 def test_image_score_empty_and_floor():
@@ -258,3 +264,32 @@ def test_qa_diff_every_kind_of_change():
     assert table == {"lionfish": {"added": 0, "deleted": 1, "moved": 1, "relabelled": 1, "unchanged": 1},
                      "abalone": {"added": 1, "deleted": 0, "moved": 0, "relabelled": 0, "unchanged": 0}}
     assert relabel_pairs(changes) == {"abalone -> lionfish": 1}
+
+
+def _candidate(i: int, score: float, zero: bool = False):
+    from marauder.active.selection import Candidate
+
+    extra = {"rank": (i * 7919 % 101) / 101, "zero_detection": True} if zero else {}
+    return Candidate(f"img{i}.jpg", "pool", f"{i:064x}", score, Detections.empty((10, 10)), None, extra)
+
+
+@pytest.mark.parametrize(("num_samples", "share", "n_scored", "n_blind", "want_blind"), [
+    (10, 0.2, 50, 50, 2),  # the reserved share
+    (10, 0.0, 50, 50, 0),  # switched off
+    (10, 0.2, 50, 1, 1),  # fewer blind spots than the share: all of them
+    (10, 0.2, 3, 50, 7),  # too few frames with detections: blind spots fill the package
+    (10, 1.0, 50, 50, 10),
+])
+def test_frames_without_detections_get_their_share(num_samples, share, n_scored, n_blind, want_blind):
+    from marauder.active.select_stage import pick_package
+    from marauder.config.sections.stages import ActiveLearningConfig
+
+    cfg = ActiveLearningConfig(num_samples=num_samples, zero_detection_share=share, diversity=False)
+    scored = [_candidate(i, 1.0 - i / 100) for i in range(n_scored)]
+    blind = [_candidate(1000 + i, 0.0, zero=True) for i in range(n_blind)]
+    picked = pick_package(scored, blind, cfg)
+    assert len(picked) == min(num_samples, n_scored + n_blind)
+    assert sum(1 for c in picked if c.extra.get("zero_detection")) == want_blind
+    chosen_blind = [c for c in picked if c.extra.get("zero_detection")]
+    assert chosen_blind == sorted(blind, key=lambda c: c.extra["rank"])[:want_blind]  # seeded, reproducible
+    assert [c for c in picked if not c.extra] == scored[:len(picked) - want_blind]  # the rest by score

@@ -44,11 +44,16 @@ def test_dataset_yaml_missing_names_the_command(tmp_path):
         check_dataset_yaml(tmp_path / "dataset.yaml")
 
 
-@pytest.mark.parametrize("batch, steps, accumulate", [(16, 1, 1), (16, 4, 4), (8, 2, 2), (5, 3, 3)])
+@pytest.mark.parametrize("batch, steps, accumulate", [(16, 4, 4), (8, 2, 2), (5, 3, 3)])
 def test_accumulation_maps_to_ultralytics_nbs(batch, steps, accumulate):
     nbs = accumulation_nbs(batch, steps)
     assert max(round(nbs / batch), 1) == accumulate  # Ultralytics' own formula
     assert batch * accumulate / nbs == 1.0  # weight decay left unscaled
+
+
+@pytest.mark.parametrize("batch", [8, 16, 64])
+def test_no_accumulation_asked_keeps_ultralytics_nominal_batch(batch):
+    assert accumulation_nbs(batch, 1) is None  # nbs 64 stands: Ultralytics' optimizer step count, unchanged
 
 
 @pytest.mark.parametrize("device, expected", [("auto", None), ("cpu", "cpu"), (0, "0"), ([0, 1, 3], "0,1,3")])
@@ -144,3 +149,28 @@ def test_epoch_callbacks_survive_the_ddp_launchers_pickling(tmp_path):
     worker_tracker.close()
     assert any((tmp_path / "tb").glob("events.out.tfevents.*"))
     assert '"loss": 1.5' in (tmp_path / "m.jsonl").read_text()
+
+
+class _RecordingYolo:
+    """Stands in for Ultralytics' YOLO object: records the arguments train() receives."""
+
+    def __init__(self, run_dir):
+        self.kwargs, self.trainer = {}, type("T", (), {"save_dir": run_dir, "metrics": {}})()
+
+    def add_callback(self, *a):
+        pass
+
+    def train(self, **kwargs):
+        self.kwargs = kwargs
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_deterministic_follows_the_config(deterministic, tmp_path, monkeypatch):
+    from marauder.engines.ultralytics import train as engine
+
+    yolo = _RecordingYolo(tmp_path / "run")
+    monkeypatch.setattr(engine, "load_yolo", lambda source: yolo)
+    engine.train_detector("yolov8n.yaml", tmp_path / "d.yaml", tmp_path / "run", epochs=1, imgsz=32,
+                          deterministic=deterministic)
+    assert yolo.kwargs["deterministic"] is deterministic
+    assert "nbs" not in yolo.kwargs  # nothing but what was asked reaches Ultralytics

@@ -355,3 +355,45 @@ if given is not None:
     @given(spec=single_class_groups, seed=st.integers(0, 5))
     def test_single_class_groups_cover_every_split(spec, seed):
         _check_assignment(spec, seed)
+
+
+# ---------------------------------------------------------------- any download must give usable splits
+@pytest.mark.parametrize(("n_groups", "fallback"), [(1, True), (2, True), (3, False), (6, False)])
+def test_fewer_groups_than_splits_falls_back_to_images(tmp_path, n_groups, fallback):
+    per_group = 24 // n_groups  # one dive (one contributor) is a team's typical first download
+    src = make_source(tmp_path / "src", grouped_spec(n_groups, per_group))
+    result = organize(src, tmp_path / "out", split=(0.7, 0.15, 0.15), group_by=r"(vid[0-9]+)_")
+    counts = {s: result.counts[s]["images"] for s in ("train", "val", "test")}
+    assert all(counts.values()), counts  # the next command (train-baseline) needs val
+    leak_notes = [w for w in result.warnings if "leakage across splits" in w]
+    assert bool(leak_notes) == fallback and len(leak_notes) <= 1
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["group_by"].startswith("images (fallback") == fallback
+
+
+def test_fallback_still_keeps_identical_images_together(tmp_path):
+    src = make_source(tmp_path / "src", grouped_spec(1, 12))
+    shutil.copy(src / "images" / "vid0_f0.jpg", src / "images" / "vid0_copy.jpg")
+    shutil.copy(src / "labels" / "vid0_f0.txt", src / "labels" / "vid0_copy.txt")
+    organize(src, tmp_path / "out", group_by=r"(vid[0-9]+)_")
+    where = splits_of(tmp_path / "out")
+    assert where["vid0_f0.jpg"] == where["vid0_copy.jpg"]
+
+
+@pytest.mark.parametrize("inside", ["images/organized", "organized_beside"])
+def test_output_inside_or_around_a_source_is_refused(tmp_path, inside):
+    src = make_source(tmp_path / "src", grouped_spec())
+    output = src / inside if inside != "organized_beside" else tmp_path / "src"
+    before = sorted(p.name for p in (src / "images").iterdir())
+    with pytest.raises(DataError, match="must not be, contain, or sit inside the source folder"):
+        organize(src, output)
+    assert sorted(p.name for p in (src / "images").iterdir()) == before  # nothing read back, nothing lost
+
+
+def test_a_class_with_too_few_images_goes_to_train_then_val_and_is_named(tmp_path):
+    spec = {f"img{i}": [0] for i in range(20)}
+    spec.update({"rare0": [1], "rare1": [1]})  # two images of class b: train and val, never test
+    src = make_source(tmp_path / "src", spec)
+    result = organize(src, tmp_path / "out")
+    assert result.counts["train"]["classes"]["b"] == 1 and result.counts["val"]["classes"]["b"] == 1
+    assert any("'b' has too few images for 3 splits: only in train, val" in w for w in result.warnings)

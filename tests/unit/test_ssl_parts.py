@@ -128,3 +128,26 @@ def test_unknown_device_is_a_config_error():
 
     with pytest.raises(ConfigError, match="general.device: 'gpu' is not a device"):
         select_device("gpu")
+
+
+def test_collect_images_leaves_out_the_test_split(tmp_path):
+    from marauder.fsio import sha256_file
+
+    _write_images(tmp_path / "pool", 4)
+    test_sha = {sha256_file(tmp_path / "pool" / "im2.png")}  # the same bytes sit in the test split
+    assert sorted(p.name for p in collect_images([tmp_path / "pool"], exclude_sha256=test_sha)) == [
+        "im0.png", "im1.png", "im3.png"]
+
+
+def _unit(rows):
+    return torch.nn.functional.normalize(torch.tensor(rows, dtype=torch.float32), dim=1)
+
+
+@pytest.mark.parametrize(("query_labels", "expected"), [([0, 1], 1.0), ([1, 0], 0.0), ([0, 0], 0.5)])
+def test_knn_probe_asks_val_crops_of_a_train_bank(query_labels, expected):
+    from marauder.ssl.probe import knn_transfer_accuracy
+
+    bank = _unit([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]])
+    queries = _unit([[0.95, 0.05], [0.05, 0.95]])
+    assert knn_transfer_accuracy(bank, [0, 0, 1, 1], queries, query_labels, k=2) == expected
+

@@ -6,8 +6,13 @@ least-confidence, margin and entropy meaningful for one-class models (fish vs ba
 as for many classes (lionfish vs rockfish). An image scores as its most uncertain box.
 
 `uncertainty_sampling` is the guide's rule: boxes whose confidence falls in
-[min_confidence, max_confidence] count, each weighted by how close it is to the middle of the band,
-so an image with several borderline boxes outranks one with a single box at the band's edge.
+[min_confidence, max_confidence] count, each weighted by how close it is to the middle of the band.
+The image scores as its most borderline box (the maximum, not the sum): a sum grows with crowding, so
+ten boxes at 0.35 would outrank one at 0.5 and crowded frames would fill the package, while one
+borderline animal is as worth a label in a sparse frame as in a shoal.
+
+Frames where the model finds nothing score 0 under every uncertainty rule, although they are where it
+misses animals; the selection reserves a share of the package for them (see select_stage.py).
 """
 
 from __future__ import annotations
@@ -51,11 +56,11 @@ def entropy_uncertainty(q: np.ndarray) -> np.ndarray:
 
 
 def band_score(confidences: np.ndarray, low: float, high: float) -> float:
-    """Sum over boxes inside [low, high] of 1 - |conf - middle| / half-width (each in (0, 1])."""
+    """Max over boxes inside [low, high] of 1 - |conf - middle| / half-width (in (0, 1]); 0 without one."""
     conf = np.asarray(confidences, dtype=np.float64)
     inside = conf[(conf >= low) & (conf <= high)]
     mid, half = (low + high) / 2, (high - low) / 2
-    return float(np.sum(1.0 - np.abs(inside - mid) / half)) if inside.size else 0.0
+    return float(np.max(1.0 - np.abs(inside - mid) / half)) if inside.size else 0.0
 
 
 def random_score(sha256: str, seed: int) -> float:

@@ -54,12 +54,21 @@ def make_package_id(hashes: list[str], now: float) -> str:
     return f"pkg-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))}-{digest}"
 
 
+def zero_detection_quota(cfg: ActiveLearningConfig) -> int:
+    """How many of the package's images are reserved for frames where the model found nothing."""
+    return int(round(cfg.num_samples * cfg.zero_detection_share))
+
+
 def score_pool(cfg: ActiveLearningConfig, predictor, entries, exclude: set[str], capacity: int,
-               scores_out, stats: PoolStats) -> TopCandidates:
-    """Run the model over the pool batch by batch; keep the top `capacity`; write every score to CSV."""
+               scores_out, stats: PoolStats) -> tuple[TopCandidates, TopCandidates]:
+    """Run the model over the pool batch by batch; write every score to CSV. Returns the top `capacity`
+    frames with a detection, and a seeded random sample of frames without one (zero_detection_quota)."""
     from ..engines.ultralytics.predict import predict_detailed
+    from .scoring import random_score
 
     top = TopCandidates(capacity)
+    # all num_samples: past the quota they fill a package that frames with detections cannot
+    empty = TopCandidates(cfg.num_samples if zero_detection_quota(cfg) else 0)
     writer = csv.writer(scores_out, lineterminator="\n")
     writer.writerow(["file", "source", "sha256", "score", "n_boxes", "max_confidence"])
     nc = len(predictor.class_names)
@@ -75,12 +84,25 @@ def score_pool(cfg: ActiveLearningConfig, predictor, entries, exclude: set[str],
             emb = dets.extra.get("embedding")
             kept = dets.filter(cfg.pre_annotation_confidence)  # all the package needs; bounds memory
             kept.extra.clear()
-            top.offer(Candidate(str(item.path), item.source, item.sha256, score, kept,
-                                None if emb is None else np.asarray(emb, dtype=np.float32)))
+            embedding = None if emb is None else np.asarray(emb, dtype=np.float32)
+            if len(dets) or not empty.capacity:
+                top.offer(Candidate(str(item.path), item.source, item.sha256, score, kept, embedding))
+            else:  # ranked by a content-seeded random number: a fair sample of the model's blind spots
+                empty.offer(Candidate(str(item.path), item.source, item.sha256, 0.0, kept, embedding,
+                                      {"rank": random_score(item.sha256, cfg.seed), "zero_detection": True}))
             writer.writerow([str(item.path), item.source, item.sha256, f"{score:.6f}", len(dets),
                              f"{float(dets.scores.max()) if len(dets) else 0.0:.6f}"])
             stats.scored += 1
-    return top
+    return top, empty
+
+
+def pick_package(scored: list[Candidate], blind_spots: list[Candidate], cfg: ActiveLearningConfig) -> list[Candidate]:
+    """zero_detection_quota frames without detections (in their seeded random order), the rest by score
+    (and diversity); when too few frames have detections, more blind spots fill the package."""
+    blind_spots = sorted(blind_spots, key=lambda c: c.extra["rank"])
+    quota = min(zero_detection_quota(cfg), len(blind_spots))
+    selected = select(scored, cfg.num_samples - quota, cfg.diversity)
+    return selected + blind_spots[:cfg.num_samples - len(selected)]
 
 
 def run_active_learning(cfg: ActiveLearningConfig, workspace: Workspace, *, extra_pool_dirs: list[str] = (),
@@ -111,15 +133,18 @@ def run_active_learning(cfg: ActiveLearningConfig, workspace: Workspace, *, extr
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".scores.csv.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            top = score_pool(cfg, predictor, entries, exclude, capacity, fh, stats)
+            top, empty = score_pool(cfg, predictor, entries, exclude, capacity, fh, stats)
         os.replace(tmp, scores_csv)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    if not len(top):
+    if not len(top) and not len(empty):
         raise DataError(f"nothing left to select: all {stats.listed} pool images are already labelled, "
                         "already sent in an earlier package, duplicates or unreadable")
-    selected = select(top.best_first(), cfg.num_samples, cfg.diversity)
+    selected = pick_package(top.best_first(), empty.best_first(), cfg)
+    log.info("selected %d images: %d by %s, %d with no detection at all (zero_detection_share %.2f)",
+             len(selected), len(selected) - sum(1 for c in selected if c.extra.get("zero_detection")), cfg.strategy,
+             sum(1 for c in selected if c.extra.get("zero_detection")), cfg.zero_detection_share)
 
     now = time.time()
     package_id = make_package_id([c.sha256 for c in selected], now)
@@ -142,6 +167,7 @@ def run_active_learning(cfg: ActiveLearningConfig, workspace: Workspace, *, extr
         "pool": {"listed": stats.listed, "scored": stats.scored, "excluded": stats.excluded,
                  "duplicates": stats.duplicates, "unreadable": stats.unreadable},
         "score_of_selected": {"min": min(c.score for c in selected), "max": max(c.score for c in selected)},
+        "zero_detection_selected": sum(1 for c in selected if c.extra.get("zero_detection")),
         "seconds": round(seconds, 2),
     })
     log.info("package %s: %d images, %d pre-annotations -> %s", package_id, len(package.entries),

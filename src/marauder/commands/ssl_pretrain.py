@@ -12,6 +12,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args, ctx) -> int:
+    from ..active.pool import hashes_of
     from ..ssl.data import collect_images
     from ..ssl.pretrain import run_ssl_pretrain
 
@@ -37,11 +38,16 @@ def run(args, ctx) -> int:
 
             nc = load_dataset_yaml(ws.dataset_yaml).nc
         ssl_cfg = ssl_cfg.model_copy(update={"backbone": planned_ssl_backbone(cfg, ws, nc)})
-    labelled = [(ws.organized_images(s), ws.organized_labels(s)) for s in ("train", "val")
-                if ws.organized_images(s).is_dir()]
+    labelled = [(ws.organized_images("train"), ws.organized_labels("train"))] \
+        if ws.organized_images("train").is_dir() else []
+    labelled_val = [(ws.organized_images("val"), ws.organized_labels("val"))] if labelled and \
+        ws.organized_images("val").is_dir() else []
     if not labelled and ws.fathomnet_labels.is_dir():
         labelled = [(ws.fathomnet_images, ws.fathomnet_labels)]
+    # test images stay out of pretraining: unlabelled, but still seen before the final evaluation
+    test_images = hashes_of([ws.organized_images("test")]) if ws.organized_images("test").is_dir() else set()
     result = run_ssl_pretrain(ssl_cfg, cfg.general, out_dir, dirs, labelled=labelled,
+                              labelled_val=labelled_val, exclude_sha256=test_images,
                               logging_cfg=cfg.logging, tb_dir=ws.runs_dir / "ssl" / "tensorboard",
                               weights_dir=ws.path(cfg.general.weights_dir))
     best = result.best_metric

@@ -11,6 +11,7 @@ manifest.json) is built in a temporary sibling folder and renamed into place at 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -246,6 +247,35 @@ def assign_splits(groups: dict[str, list[SourceImage]], fractions: Sequence[floa
     return assigned
 
 
+def _group_images(sources: list[SourceImage]) -> tuple[_Unions, dict[str, list[SourceImage]]]:
+    """Groups of images that must share a split: their own group, merged where bytes are identical."""
+    unions = _Unions()
+    by_sha: dict[str, str] = {}
+    for src in sources:
+        unions.find(src.group)
+        if src.sha256 in by_sha:
+            unions.union(by_sha[src.sha256], src.group)
+        else:
+            by_sha[src.sha256] = src.group
+    groups: dict[str, list[SourceImage]] = defaultdict(list)
+    for src in sources:
+        groups[unions.find(src.group)].append(src)
+    return unions, groups
+
+
+def rare_class_notes(counts: dict, fractions: Sequence[float]) -> list[str]:
+    """One line per class missing from a non-empty split: too few images (or groups) carry it, so it went
+    to train first, then val."""
+    notes = []
+    active = [s for s, f in zip(SPLIT_NAMES, fractions) if f > 0]
+    for name in next(iter(counts.values()))["classes"]:
+        present = [s for s in active if counts[s]["classes"][name] > 0]
+        if present and len(present) < len(active):
+            notes.append(f"class {name!r} has too few images for {len(active)} splits: only in "
+                         f"{', '.join(present)}")
+    return notes
+
+
 def check_no_leak(split_of_image: dict[Path, str], sha_of_image: dict[Path, str]) -> None:
     """Refuse a split where identical image bytes sit in two splits (a train/test leak)."""
     first: dict[str, tuple[Path, str]] = {}
@@ -380,8 +410,13 @@ def organize_dataset(
     for folder in (source_images, source_labels):
         if not folder.is_dir():
             raise MissingInputError(folder, "marauder download` or `marauder sample --into-workspace")
-    if output.resolve() in (source_images.resolve(), source_labels.resolve()):
-        raise DataError("output must differ from the source folders", file=str(output))
+    for folder in (source_images, source_labels):
+        out, src = output.resolve(), folder.resolve()
+        if out == src or out.is_relative_to(src) or src.is_relative_to(out):
+            # inside a source, each rerun would read its own output back in; around one, the atomic
+            # swap of the output folder would delete the source
+            raise DataError(f"output must not be, contain, or sit inside the source folder {folder}",
+                            file=str(output))
     class_names, names_from = resolve_names(names, source_images, source_labels, default_names)
     previous = _existing_fingerprint(output)  # fail early, before reading every image
     grouper, group_rule = make_grouper(group_by, source_images)
@@ -397,24 +432,20 @@ def organize_dataset(
         warnings.append(f"{len(orphans)} label file(s) have no image and are left out (first: {orphans[0]}); "
                         "check that image and label names match")
 
-    # Identical bytes must share a split: merge their groups.
-    unions = _Unions()
-    by_sha: dict[str, str] = {}
-    for src in sources:
-        unions.find(src.group)
-        if src.sha256 in by_sha:
-            unions.union(by_sha[src.sha256], src.group)
-        else:
-            by_sha[src.sha256] = src.group
-    n_dupes = len(sources) - len(by_sha)
+    unions, groups = _group_images(sources)
+    n_dupes = len(sources) - len({src.sha256 for src in sources})
     if n_dupes:
         warnings.append(f"{n_dupes} image(s) are byte-identical copies of others; kept in the same split")
-    groups: dict[str, list[SourceImage]] = defaultdict(list)
-    for src in sources:
-        groups[unions.find(src.group)].append(src)
-    if len(groups) < sum(f > 0 for f in fractions):
-        warnings.append(f"only {len(groups)} group(s) for {sum(f > 0 for f in fractions)} non-empty splits; "
-                        "some splits will be empty")
+    n_active = sum(f > 0 for f in fractions)
+    if len(groups) < n_active and len(sources) >= n_active:
+        # One dive, one contributor: a group-aware split would leave val/test empty and the next stage
+        # would fail. Split by image instead, and say that frames of one group now share splits.
+        warnings.append(f"only {len(groups)} group(s) ({group_rule}) for {n_active} non-empty splits: split by "
+                        "image instead; leakage across splits (near-identical frames of one group) could not "
+                        "be ruled out")
+        sources = [dataclasses.replace(src, group=f"image:{src.rel.as_posix()}") for src in sources]
+        group_rule = f"images (fallback: {group_rule} gave {len(groups)} group(s))"
+        unions, groups = _group_images(sources)
 
     fingerprint = _fingerprint(sources, class_names, fractions, seed, group_rule, label_texts)
     if previous is not None and previous == fingerprint:
@@ -483,11 +514,8 @@ def organize_dataset(
             "skipped": [str(i) for i in skipped],
             "files": files,
         })
+    warnings += rare_class_notes(counts, fractions)
     for w in warnings:
         log.warning(w)
-    for s in SPLIT_NAMES:
-        missing = [n for n, c in counts[s]["classes"].items() if c == 0]
-        if missing and counts[s]["images"]:
-            log.info("split %s has no boxes of: %s (too few groups carry them)", s, ", ".join(missing))
     return OrganizeResult(output, output / DATASET_YAML, output / MANIFEST, class_names, counts, skipped,
                           warnings)

@@ -126,7 +126,8 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "ssl-pretrain", ("ssl_pretraining", "general"),
-        inputs=lambda ws, cfg: [*ws.unlabelled_dirs, ws.fathomnet_images],
+        # organized/: its train/val crops are the probe, its test images are kept out of the pool
+        inputs=lambda ws, cfg: [*ws.unlabelled_dirs, ws.fathomnet_images, ws.organized_dir],
         outputs=lambda ws, cfg: [ws.ssl_best],
         enabled=lambda cfg: cfg.ssl_pretraining.enabled,
         metric=lambda ws: _best_metric(ws, "ssl"),

@@ -31,13 +31,17 @@ def read_rgb(path: Path) -> Image.Image | None:
     return Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
 
 
-def collect_images(folders: Sequence[Path], max_images: int | None = None, seed: int = 0) -> list[Path]:
-    """All images under the folders (recursively, de-duplicated); a seeded sample when capped."""
+def collect_images(folders: Sequence[Path], max_images: int | None = None, seed: int = 0,
+                   exclude_sha256: set[str] | None = None) -> list[Path]:
+    """All images under the folders (recursively, de-duplicated); a seeded sample when capped. Images
+    whose bytes hash to one of `exclude_sha256` (the test split) are left out."""
+    from ..fsio import sha256_file
+
     seen: dict[Path, None] = {}
     for folder in folders:
         for p in list_images(folder, recursive=True):
             seen.setdefault(p.resolve(), None)
-    paths = list(seen)
+    paths = [p for p in seen if not exclude_sha256 or sha256_file(p) not in exclude_sha256]
     if not paths:
         listed = ", ".join(str(f) for f in folders) or "(none configured)"
         raise DataError(f"no unlabelled images found in {listed}: add images there or list more folders "

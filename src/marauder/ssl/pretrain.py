@@ -27,7 +27,7 @@ from .augment import two_view_transform
 from .checkpoint import FORMAT, save_checkpoint
 from .data import UnlabelledImages, collate_views, collect_images
 from .moco import MoCoV3, build_encoder, moco_v3_step, pretrained_encoder
-from .probe import embed, has_two_classes, knn_accuracy, labelled_crops
+from .probe import embed, has_two_classes, knn_accuracy, knn_transfer_accuracy, labelled_crops
 
 log = get_logger("ssl")
 
@@ -97,6 +97,8 @@ def run_ssl_pretrain(
     unlabelled_dirs: Sequence[Path],
     *,
     labelled: Sequence[tuple[Path, Path]] = (),
+    labelled_val: Sequence[tuple[Path, Path]] = (),
+    exclude_sha256: set[str] | None = None,
     logging_cfg: LoggingConfig | None = None,
     tb_dir: Path | None = None,
     weights_dir: Path | None = None,
@@ -106,7 +108,7 @@ def run_ssl_pretrain(
         raise DataError(f"ssl_pretraining.epochs must be > 0, got {cfg.epochs}")
     out_dir = Path(out_dir)
     best_path, last_path = out_dir / "best_moco.pth", out_dir / "last_moco.pth"
-    paths = collect_images(unlabelled_dirs, cfg.max_images, general.seed)
+    paths = collect_images(unlabelled_dirs, cfg.max_images, general.seed, exclude_sha256=exclude_sha256)
     if len(paths) < 2:
         raise DataError(f"MoCo needs at least 2 unlabelled images, found {len(paths)} in "
                         f"{', '.join(map(str, unlabelled_dirs))}")
@@ -135,8 +137,11 @@ def run_ssl_pretrain(
     total_steps = cfg.epochs * steps_per_epoch
     warmup_steps = min(cfg.warmup_epochs * steps_per_epoch, max(0, total_steps - 1))
 
-    crops, crop_labels = labelled_crops(labelled, cfg.probe_max_crops, general.seed) if labelled else ([], [])
-    use_knn = has_two_classes(crop_labels)
+    # the probe: val crops against a bank of train crops; one pool with leave-one-out only without val
+    share = cfg.probe_max_crops // 2 if labelled_val else cfg.probe_max_crops
+    crops, crop_labels = labelled_crops(labelled, share, general.seed) if labelled else ([], [])
+    queries, query_labels = labelled_crops(labelled_val, share, general.seed) if labelled_val else ([], [])
+    use_knn = has_two_classes(crop_labels) and (not labelled_val or bool(query_labels))
     metric_name = "knn_accuracy" if use_knn else "loss"
     log.info("MoCo v3 on %s: %d images, batch %d, %d steps/epoch, device %s%s; best by %s%s",
              cfg.backbone, len(paths), batch, steps_per_epoch, device, " (AMP)" if amp else "", metric_name,
@@ -192,7 +197,10 @@ def run_ssl_pretrain(
                       "lr": optimizer.param_groups[0]["lr"], "momentum": momentum,
                       "skipped_images": len(skipped)}
             if use_knn:
-                record["knn_accuracy"] = knn_accuracy(embed(model.backbone, crops, cfg.imgsz, device),
+                record["knn_accuracy"] = knn_transfer_accuracy(
+                    embed(model.backbone, crops, cfg.imgsz, device), crop_labels,
+                    embed(model.backbone, queries, cfg.imgsz, device), query_labels, cfg.knn_k) if queries else \
+                    knn_accuracy(embed(model.backbone, crops, cfg.imgsz, device),
                                                       crop_labels, cfg.knn_k)
             value = record[metric_name]
             improved = best["value"] is None or (value > best["value"] if use_knn else value < best["value"])

@@ -2,7 +2,8 @@
 
 Crops come from YOLO-labelled images (box crops labelled by class) plus background crops that touch
 no box (labelled "background"), so even a one-class set (fish) gives a real task: fish vs water.
-Accuracy is leave-one-out weighted k-NN on cosine similarity of the frozen backbone's features.
+Accuracy is weighted k-NN on cosine similarity of the frozen backbone's features: val crops against a
+bank of train crops (leave-one-out within one pool only when there is no val split).
 """
 
 from __future__ import annotations
@@ -102,6 +103,22 @@ def knn_accuracy(features: torch.Tensor, labels: Sequence[int], k: int = 20, tem
     votes = torch.zeros(n, len(classes))
     votes.scatter_add_(1, y_idx[top_idx], weights)
     return float((votes.argmax(1) == y_idx).float().mean())
+
+
+@torch.no_grad()
+def knn_transfer_accuracy(bank: torch.Tensor, bank_labels: Sequence[int], queries: torch.Tensor,
+                          query_labels: Sequence[int], k: int = 20, temperature: float = 0.07) -> float:
+    """k-NN accuracy of `queries` (val crops) against a `bank` (train crops): no crop votes for a
+    neighbour from its own split, so adjacent video frames cannot answer for each other."""
+    classes = sorted(set(bank_labels) | set(query_labels))
+    index = {c: i for i, c in enumerate(classes)}
+    yb = torch.tensor([index[c] for c in bank_labels])
+    yq = torch.tensor([index[c] for c in query_labels])
+    k = max(1, min(k, len(yb)))
+    top_sim, top_idx = (queries @ bank.t()).topk(k, dim=1)
+    votes = torch.zeros(len(yq), len(classes))
+    votes.scatter_add_(1, yb[top_idx], (top_sim / temperature).exp())
+    return float((votes.argmax(1) == yq).float().mean())
 
 
 def has_two_classes(labels: Sequence[int]) -> bool:

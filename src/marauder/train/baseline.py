@@ -81,11 +81,11 @@ def check_dataset_yaml(path: Path) -> list[str]:
     return [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
 
 
-def accumulation_nbs(batch: int, steps: int) -> int:
+def accumulation_nbs(batch: int, steps: int) -> int | None:
     """Ultralytics accumulates gradients to a nominal batch `nbs` (accumulate = round(nbs / batch)) and
-    scales weight decay by batch*accumulate/nbs; nbs = batch*steps gives exactly `steps` accumulation
-    steps and unchanged weight decay."""
-    return batch * steps
+    scales weight decay by batch*accumulate/nbs. steps == 1 keeps Ultralytics' recipe (None: its nbs of
+    64 stands); steps = k > 1 sets nbs = batch*k, exactly k accumulation steps and unchanged weight decay."""
+    return None if steps == 1 else batch * steps
 
 
 def ultralytics_device(device) -> str | None:
@@ -208,9 +208,12 @@ def run_baseline(
     accumulate = general.gradient_accumulation_steps
     overrides = {
         "lr0": cfg.learning_rate, "warmup_epochs": cfg.warmup_epochs, "patience": cfg.patience,
-        "optimizer": cfg.optimizer, "cache": cfg.cache, "nbs": accumulation_nbs(batch, accumulate),
-        "save_period": checkpointing.save_period,
+        "optimizer": cfg.optimizer, "cache": cfg.cache, "save_period": checkpointing.save_period,
     }
+    nbs = accumulation_nbs(batch, accumulate)
+    if nbs is not None:  # a deviation from Ultralytics' recipe that the user asked for
+        log.info("general.gradient_accumulation_steps=%d: nbs %d (Ultralytics' default is 64)", accumulate, nbs)
+        overrides["nbs"] = nbs
     if cfg.train_args:  # the user's own Ultralytics arguments win; each one is a deviation worth a log line
         log.info("baseline_yolo.train_args: %s", ", ".join(f"{k}={v}" for k, v in cfg.train_args.items()))
         overrides.update(cfg.train_args)
@@ -224,6 +227,7 @@ def run_baseline(
         result = train_detector(
             model, data_yaml, run_dir, epochs=cfg.epochs, imgsz=imgsz, batch=batch, device=device,
             workers=general.num_workers, seed=general.seed, amp=general.mixed_precision, resume=resume_from,
+            deterministic=general.deterministic,
             overrides=overrides,
             callbacks={
                 "on_model_save": [mirror_checkpoints(dest, save_best_only=checkpointing.save_best_only,

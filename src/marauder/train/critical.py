@@ -245,6 +245,7 @@ def run_critical_species(cfg: CriticalSpeciesConfig, general: GeneralConfig, wor
             train_kwargs = dict(model=init, data_yaml=data_yaml, run_dir=workspace.runs_dir / STAGE / f"iter{i}",
                                 epochs=plan.epochs_per_iteration, imgsz=plan.imgsz, batch=cfg.batch_size,
                                 device=device, workers=general.num_workers, seed=general.seed,
+                                deterministic=general.deterministic,
                                 amp=general.mixed_precision, overrides=overrides)
             trained = train_resumable(f"iteration {i}", root / f"iter{i}", spec, train_kwargs)
             row = {"iteration": i, "status": trained.status, "epochs": plan.epochs_per_iteration,

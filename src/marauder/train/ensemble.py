@@ -294,6 +294,7 @@ def run_ensemble(cfg: EnsembleConfig, general: GeneralConfig, workspace: Workspa
         overrides = {**cfg.train_args, **variant.augmentation}
         atomic_write_json(workspace.ensemble_dir(name) / INIT_REPORT, start.report)
         train_kwargs = dict(
+            deterministic=general.deterministic,
             model=start.model, data_yaml=data_yaml, run_dir=workspace.runs_dir / "ensemble" / name,
             epochs=spec["epochs"], imgsz=spec["imgsz"], batch=cfg.batch_size,
             device=None if general.device == "auto" else general.device, workers=general.num_workers,

@@ -92,6 +92,7 @@ def run_multiscale(cfg: MultiscaleTrainingConfig, general: GeneralConfig, worksp
             epochs=cfg.epochs, imgsz=max(resolutions),  # load at the largest size, resize batches down
             batch=cfg.batch_size, device=None if general.device == "auto" else general.device,
             workers=general.num_workers, seed=general.seed, amp=general.mixed_precision, overrides=overrides,
+            deterministic=general.deterministic,
         )
         log.info("%s: multi-scale fine-tune of %s at %s px", name, source, resolutions)
         trained.append(train_resumable(f"{name}{SUFFIX}", out_dir, spec, train_kwargs, resolutions=resolutions))

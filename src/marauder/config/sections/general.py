@@ -21,7 +21,10 @@ class GeneralConfig(Section):
         default_factory=list,
         description="training class names, in class-index order (used when no classes.txt / --names)",
     )
-    gradient_accumulation_steps: int = Field(1, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1, description="1: Ultralytics' own nominal batch (nbs 64); "
+                                             "k > 1: exactly k batches per optimizer step")
+    deterministic: bool = Field(True, description="Ultralytics' deterministic algorithms (its default); false "
+                                "lets CUDA pick faster non-deterministic kernels")
     weights_dir: str = Field(
         "weights", description="pretrained weights folder (COCO .pt files), relative to the workspace; "
                                "fetched into it when online, used from it offline"

@@ -26,6 +26,10 @@ class ActiveLearningConfig(Section):
     )
     diversity: bool = Field(True, description="k-center greedy on backbone features among top candidates")
     candidate_factor: float = Field(3.0, ge=1, description="top num_samples*factor go to diversity")
+    zero_detection_share: float = Field(
+        0.1, ge=0, le=1, description="share of num_samples kept for frames with no detection at all (picked at "
+                                     "random, seeded): uncertainty scores are 0 there, yet that is where the "
+                                     "model misses animals")
     batch_size: int = Field(16, gt=0)
     imgsz: int | None = Field(None, description="null = general.imgsz")
     seed: int = Field(0, description="seed of the random strategy")

@@ -32,6 +32,7 @@ def train_detector(
     workers: int = 0,
     seed: int = 0,
     amp: bool = True,
+    deterministic: bool = True,
     resume: str | Path | None = None,
     overrides: dict | None = None,
     trainer=None,
@@ -47,7 +48,7 @@ def train_detector(
     run_dir = Path(run_dir).resolve()
     args = dict(
         data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=-1 if batch == "auto" else batch,
-        workers=workers, seed=seed, deterministic=True, amp=amp, project=str(run_dir.parent),
+        workers=workers, seed=seed, deterministic=deterministic, amp=amp, project=str(run_dir.parent),
         name=run_dir.name, exist_ok=True, plots=False, verbose=False,
     )
     if device not in (None, "auto"):
