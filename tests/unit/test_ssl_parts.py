@@ -151,3 +151,55 @@ def test_knn_probe_asks_val_crops_of_a_train_bank(query_labels, expected):
     queries = _unit([[0.95, 0.05], [0.05, 0.95]])
     assert knn_transfer_accuracy(bank, [0, 0, 1, 1], queries, query_labels, k=2) == expected
 
+
+
+def test_defaults_are_moco_v3s_resnet_recipe():
+    """Chen, Xie & He 2021 (ResNet-50, 100 epochs): LARS, lr 0.6 per 256 (9.6 at batch 4096), wd 1e-6,
+    T = 1.0, momentum 0.99 -> 1, 10 warm-up epochs, 4096/256 MLPs; BYOL's asymmetric views."""
+    from marauder.config.sections.training import SSLPretrainingConfig
+
+    cfg = SSLPretrainingConfig()
+    assert (cfg.optimizer, cfg.learning_rate, cfg.weight_decay, cfg.temperature) == ("lars", 0.6, 1e-6, 1.0)
+    assert (cfg.momentum_start, cfg.momentum_end, cfg.warmup_epochs) == (0.99, 1.0, 10)
+    assert (cfg.hidden_dim, cfg.projection_dim) == (4096, 256)
+    a = cfg.augmentations
+    assert (a.crop_min_scale, a.brightness, a.contrast, a.saturation, a.hue) == (0.08, 0.4, 0.4, 0.2, 0.1)
+    assert (a.blur_prob, a.blur_prob_second, a.solarize_prob, a.grayscale_prob) == (1.0, 0.1, 0.2, 0.2)
+
+
+def test_no_weight_decay_on_biases_and_norms():
+    from lightly.utils.lars import LARS
+
+    from marauder.ssl.pretrain import make_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(4, 2))
+    opt = make_optimizer(model, "lars", 0.1, 1e-6)
+    assert isinstance(opt, LARS)
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    for p in model.parameters():
+        assert (id(p) in decayed) == (p.ndim > 1)
+    assert isinstance(make_optimizer(model, "sgd", 0.1, 1e-6), torch.optim.SGD)
+
+
+def _view_parts(view):
+    import torchvision.transforms as T
+
+    jitter = next(t for t in view.transforms if isinstance(t, T.RandomApply)).transforms[0]
+    gray = next(t for t in view.transforms if isinstance(t, T.RandomGrayscale))
+    solarize = next(t for t in view.transforms if isinstance(t, T.RandomSolarize))
+    blur = next(t for t in view.transforms if type(t).__name__ == "GaussianBlur")
+    return jitter, gray, solarize, blur
+
+
+@pytest.mark.parametrize("preserve", [False, True])
+def test_views_are_asymmetric_and_colour_can_be_kept(preserve):
+    views = two_view_transform(SSLAugmentations(preserve_colour=preserve), 32).transforms
+    (j1, g1, s1, b1), (j2, g2, s2, b2) = (_view_parts(v) for v in views)
+    assert (b1.prob, s1.p) == (1.0, 0.0) and (b2.prob, s2.p) == (0.1, 0.2)
+    assert (j1.hue in (None, (0.0, 0.0))) == preserve and (g1.p == 0.0) == preserve
+
+
+def test_views_are_in_the_detectors_input_scale():
+    img = Image.fromarray(np.full((40, 40, 3), 255, dtype=np.uint8))
+    v0, v1 = two_view_transform(SSLAugmentations(color_jitter_prob=0, haze_prob=0, solarize_prob=0), 32)(img)
+    assert 0.0 <= float(v0.min()) and float(v0.max()) <= 1.0  # [0, 1] like Ultralytics, not mean/std

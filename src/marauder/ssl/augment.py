@@ -12,7 +12,6 @@ import random
 import torchvision.transforms as T
 from lightly.transforms import GaussianBlur
 from lightly.transforms.multi_view_transform import MultiViewTransform
-from lightly.transforms.utils import IMAGENET_NORMALIZE
 from PIL import Image
 
 from ..config.sections.training import SSLAugmentations
@@ -35,30 +34,31 @@ class RandomHaze:
         return Image.blend(img, veil, random.uniform(*self.strength))
 
 
-def view_transform(aug: SSLAugmentations, imgsz: int) -> T.Compose:
+def view_transform(aug: SSLAugmentations, imgsz: int, blur_prob: float, solarize_prob: float) -> T.Compose:
+    """One view. Tensors stay in [0, 1], as Ultralytics feeds the detector: the backbone must see the
+    same input scale in pretraining as in detection (EfficientNet-Lite scales its own input)."""
+    hue, grayscale = (0.0, 0.0) if aug.preserve_colour else (aug.hue, aug.grayscale_prob)
     return T.Compose([
         T.RandomResizedCrop(imgsz, scale=(aug.crop_min_scale, 1.0)),
         T.RandomHorizontalFlip(aug.hflip_prob),
         T.RandomVerticalFlip(aug.vflip_prob),
-        T.RandomApply([T.ColorJitter(aug.brightness, aug.contrast, aug.saturation, aug.hue)],
+        T.RandomApply([T.ColorJitter(aug.brightness, aug.contrast, aug.saturation, hue)],
                       p=aug.color_jitter_prob),
         RandomHaze(aug.haze_prob),
-        T.RandomGrayscale(aug.grayscale_prob),
-        GaussianBlur(prob=aug.blur_prob),
+        T.RandomGrayscale(grayscale),
+        GaussianBlur(prob=blur_prob),
+        T.RandomSolarize(128, p=solarize_prob),
         T.ToTensor(),
-        T.Normalize(IMAGENET_NORMALIZE["mean"], IMAGENET_NORMALIZE["std"]),
     ])
 
 
 def two_view_transform(aug: SSLAugmentations, imgsz: int) -> MultiViewTransform:
-    """MoCo v3 takes two independently augmented views of each image."""
-    t = view_transform(aug, imgsz)
-    return MultiViewTransform([t, t])
+    """MoCo v3 takes two differently augmented views of each image: the first always blurred, the
+    second rarely blurred but sometimes solarized (the asymmetric recipe of BYOL and MoCo v3)."""
+    return MultiViewTransform([view_transform(aug, imgsz, aug.blur_prob, 0.0),
+                               view_transform(aug, imgsz, aug.blur_prob_second, aug.solarize_prob)])
 
 
 def eval_transform(imgsz: int) -> T.Compose:
     """No augmentation: what the probe embeds."""
-    return T.Compose([
-        T.Resize((imgsz, imgsz)), T.ToTensor(),
-        T.Normalize(IMAGENET_NORMALIZE["mean"], IMAGENET_NORMALIZE["std"]),
-    ])
+    return T.Compose([T.Resize((imgsz, imgsz)), T.ToTensor()])

@@ -40,6 +40,9 @@ def build_encoder(backbone: str) -> tuple[nn.Module, int, str]:
         from ..engines.ultralytics.backbone import backbone_state_prefix
 
         net = torchvision.models.resnet50(weights=None)
+        for m in net.modules():  # Ultralytics' detector sets BN eps 1e-3 on every layer: pretrain with it
+            if isinstance(m, nn.BatchNorm2d):
+                m.eps = 1e-3
         return ResNetTrunk(*list(net.children())[:-2]), 2048, backbone_state_prefix(backbone)
     from ..engines.ultralytics.backbone import yolo_backbone
 

@@ -75,6 +75,19 @@ def learning_rate_at(step: int, total: int, warmup: int, peak: float) -> float:
     return cosine_schedule(step - warmup, max(1, total - warmup), peak, 0.0)
 
 
+def make_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """LARS (or SGD) with momentum 0.9; biases and norm weights (1-D tensors) get no weight decay and,
+    under LARS, no trust-ratio adaptation, as in MoCo v3."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    if name == "lars":
+        from lightly.utils.lars import LARS
+
+        return LARS(groups, lr=lr, momentum=0.9)  # zero-decay groups are exempt from adaptation
+    return torch.optim.SGD(groups, lr=lr, momentum=0.9)
+
+
 def _load_resume(last: Path, backbone: str) -> dict | None:
     if not last.is_file():
         return None
@@ -125,8 +138,7 @@ def run_ssl_pretrain(
     model = MoCoV3(encoder, feature_dim, cfg.hidden_dim, cfg.projection_dim).to(device)
     batch = min(cfg.batch_size, len(paths))
     peak_lr = cfg.learning_rate * batch / 256  # linear scaling rule: learning_rate is per 256 images
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=peak_lr,
-                                momentum=0.9, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model, cfg.optimizer, peak_lr, cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     loader = torch.utils.data.DataLoader(
         UnlabelledImages(paths, two_view_transform(cfg.augmentations, cfg.imgsz)), batch_size=batch,

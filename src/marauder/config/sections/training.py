@@ -10,14 +10,20 @@ from .base import Section
 
 
 class SSLAugmentations(Section):
-    crop_min_scale: float = Field(0.2, gt=0, le=1)
-    hue: float = Field(0.15, ge=0, le=0.5, description="strong hue shifts: water colour varies a lot")
-    saturation: float = Field(0.6, ge=0)
-    brightness: float = Field(0.5, ge=0)
-    contrast: float = Field(0.5, ge=0)
+    """MoCo v3's ResNet views (BYOL's recipe: Chen, Xie & He 2021, Grill et al. 2020) plus underwater haze."""
+
+    crop_min_scale: float = Field(0.08, gt=0, le=1)
+    hue: float = Field(0.1, ge=0, le=0.5)
+    saturation: float = Field(0.2, ge=0)
+    brightness: float = Field(0.4, ge=0)
+    contrast: float = Field(0.4, ge=0)
     color_jitter_prob: float = Field(0.8, ge=0, le=1)
     grayscale_prob: float = Field(0.2, ge=0, le=1)
-    blur_prob: float = Field(0.5, ge=0, le=1)
+    blur_prob: float = Field(1.0, ge=0, le=1, description="Gaussian blur on the first view")
+    blur_prob_second: float = Field(0.1, ge=0, le=1, description="Gaussian blur on the second view")
+    solarize_prob: float = Field(0.2, ge=0, le=1, description="solarization on the second view only")
+    preserve_colour: bool = Field(False, description="no hue shift and no grayscale: keep colour as a cue "
+                                  "(a purple urchin is told apart by its colour)")
     haze_prob: float = Field(0.3, ge=0, le=1, description="blend towards a water colour (turbidity)")
     hflip_prob: float = Field(0.5, ge=0, le=1)
     vflip_prob: float = Field(0.0, ge=0, le=1)
@@ -33,10 +39,11 @@ class SSLPretrainingConfig(Section):
                             "imagenet, none, or a checkpoint path")
     epochs: int = Field(100, gt=0)
     batch_size: int = Field(256, gt=0)
-    learning_rate: float = Field(0.03, gt=0)
-    weight_decay: float = Field(1e-6, ge=0)
+    optimizer: Literal["lars", "sgd"] = Field("lars", description="MoCo v3's ResNet recipe trains with LARS")
+    learning_rate: float = Field(0.6, gt=0, description="per 256 images (9.6 at MoCo v3's batch of 4096)")
+    weight_decay: float = Field(1e-6, ge=0, description="on weights only: biases and norms are exempt")
     warmup_epochs: int = Field(10, ge=0)
-    temperature: float = Field(0.2, gt=0)
+    temperature: float = Field(1.0, gt=0, description="1.0 for ResNets in MoCo v3 (0.2 is for ViTs)")
     momentum_start: float = Field(0.99, ge=0, le=1)
     momentum_end: float = Field(1.0, ge=0, le=1)
     projection_dim: int = Field(256, gt=0)
