@@ -102,3 +102,31 @@ def test_dump_round_trips(tmp_path):
     path = tmp_path / "resolved.yaml"
     path.write_text(dump_config(MarauderConfig()))
     assert load_config(path) == MarauderConfig()
+
+
+# ---------------------------------------------------------------- hostile files: one line, exit 2, fast
+def _bomb(levels: int, width: int = 9) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]")
+    return "\n".join(lines) + f"\ngeneral:\n  classes: *a{levels - 1}\n"
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    (_bomb(9), "expands to more than"),  # a billion laughs
+    (_bomb(5), "expands to more than"),  # a few hundred bytes that already took seconds
+    ("general:\n  seed: " + "[" * 3000 + "]" * 3000 + "\n", "nested"),
+    ("general:\n  seed: " + "1" * 5000 + "\n", "cannot be read"),  # past Python's int digit limit
+    ("general:\n  imgsz: " + "1" * 400 + ".0\n", "general.imgsz"),
+])
+def test_hostile_config_files_are_one_line_errors(tmp_path, text, needle):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:  # before the fix the bombs never returned
+        load_config(path)
+    assert needle in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_deeply_nested_but_legal_override_value_is_an_error_not_a_traceback():
+    with pytest.raises(ConfigError, match="general.seed"):
+        load_config(None, ["general.seed=" + "1" * 5000])

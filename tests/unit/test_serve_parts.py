@@ -44,6 +44,29 @@ def test_key_file_with_comments_and_bad_entries(tmp_path):
         load_keys("NONE", tmp_path / "missing", {})
 
 
+def test_a_key_file_saved_with_a_byte_order_mark_still_works(tmp_path):
+    path = tmp_path / "keys"
+    path.write_bytes("\ufeff".encode() + f"{hash_key(KEY)}\n".encode())
+    assert load_keys("NONE", path, {}).check(KEY)
+    assert load_keys("KEYS", None, {"KEYS": "\ufeff" + hash_key(KEY)}).check(KEY)
+
+
+@pytest.mark.parametrize("prefix", ["SHA256:", "Sha256:", "sha-256:", "sha256 :", "sha256=", "SHA_256:"])
+def test_near_miss_digest_prefixes_are_refused_naming_the_line(tmp_path, prefix):
+    path = tmp_path / "keys"
+    path.write_text(f"# ops\n{prefix}{hash_key(KEY)[7:]}\n")
+    with pytest.raises(ConfigError, match="prefix must be exactly 'sha256:'") as err:
+        load_keys("NONE", path, {})
+    assert f"{path}:2" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_key_file_that_is_not_text_is_a_one_line_error(tmp_path):
+    path = tmp_path / "keys"
+    path.write_bytes(b"\xff\xfe\x00k")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_keys("NONE", path, {})
+
+
 def jpeg(h=20, w=30) -> bytes:
     return cv2.imencode(".jpg", np.full((h, w, 3), 80, np.uint8))[1].tobytes()
 

@@ -16,11 +16,42 @@ from .schema import MarauderConfig
 KeyPath = tuple[str, ...]
 
 
+MAX_NODES = 100_000  # a config has a few hundred; YAML aliases can make a few bytes expand to billions
+MAX_DEPTH = 50
+
+
+def expanded_size(root) -> int:
+    """How many nodes the document holds once every alias is expanded (memoised: linear in the file)."""
+    sizes: dict[int, int] = {}
+    order, stack = [], [root]
+    while stack:  # iterative post-order: no recursion limit to hit
+        node = stack.pop()
+        if id(node) in sizes:
+            continue
+        sizes[id(node)] = 0
+        order.append(node)
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(v for pair in node.value for v in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    for node in reversed(order):  # children before parents
+        children = [v for pair in node.value for v in pair] if isinstance(node, yaml.MappingNode) else (
+            node.value if isinstance(node, yaml.SequenceNode) else [])
+        sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), 10 * MAX_NODES)
+    return sizes[id(root)]
+
+
 def key_lines(text: str) -> dict[KeyPath, int]:
-    """Map every mapping key path in a YAML document to its 1-based line number."""
+    """Map every mapping key path in a YAML document to its 1-based line number.
+
+    Refuses (ConfigError) documents that expand past MAX_NODES or nest deeper than MAX_DEPTH, before
+    anything walks or builds them."""
     lines: dict[KeyPath, int] = {}
 
     def walk(node, path: KeyPath):
+        if len(path) > MAX_DEPTH:
+            raise ConfigError(f"nested deeper than {MAX_DEPTH} levels at {'.'.join(path[:5])}...",
+                              line=node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 sub = (*path, str(key_node.value))
@@ -33,6 +64,9 @@ def key_lines(text: str) -> dict[KeyPath, int]:
 
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     if root is not None:
+        if expanded_size(root) > MAX_NODES:
+            raise ConfigError(f"expands to more than {MAX_NODES} values (YAML aliases referring to aliases); "
+                              "write the values out instead", line=root.start_mark.line + 1)
         walk(root, ())
     return lines
 
@@ -99,8 +133,8 @@ def parse_override(text: str) -> tuple[KeyPath, Any]:
         raise ConfigError(f"override '{text}' must name a section and a key, e.g. general.seed=1")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override '{text}': value is not valid YAML ({exc})") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"override '{text}': value cannot be read ({type(exc).__name__}: {exc})") from None
     return path, value
 
 
@@ -138,12 +172,20 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                 f"not valid YAML: {getattr(exc, 'problem', exc)}", file=source,
                 line=mark.line + 1 if mark else None,
             ) from None
+        except ConfigError as exc:
+            raise ConfigError(exc.message, file=source, line=exc.line) from None
+        except RecursionError:
+            raise ConfigError(f"nested too deeply to read (more than {MAX_DEPTH} levels)", file=source) from None
+        except ValueError as exc:  # e.g. an integer past Python's digit limit
+            raise ConfigError(f"a value cannot be read: {exc}", file=source) from None
         if not isinstance(data, dict):
             raise ConfigError("top level must be a mapping of sections", file=source, line=1)
     try:
         MarauderConfig.model_validate(data)  # report file errors before override errors
     except ValidationError as err:
         raise_validation(err, source, lines)
+    except (OverflowError, ValueError) as exc:  # a huge number where a float is expected
+        raise ConfigError(f"a value is out of range: {exc}", file=source) from None
     for text in overrides or []:
         key_path, value = parse_override(text)
         _apply(data, key_path, value)
@@ -151,6 +193,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             MarauderConfig.model_validate(data)
         except ValidationError as err:
             raise_validation(err, f"override '{text}'", {})
+        except (OverflowError, ValueError) as exc:
+            raise ConfigError(f"override '{text}': value is out of range: {exc}") from None
     return MarauderConfig.model_validate(data)
 
 

@@ -16,6 +16,8 @@ from ..errors import ConfigError
 
 PREFIX = "sha256:"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# 'SHA256:', 'sha-256:', 'sha256 =' ...: meant as a digest, but would be hashed as a raw key and never match
+_NEAR_PREFIX = re.compile(r"^\s*sha[-_ ]?256\s*[:=]", re.IGNORECASE)
 
 
 def hash_key(key: str) -> str:
@@ -24,6 +26,10 @@ def hash_key(key: str) -> str:
 
 
 def _digest(entry: str, where: str) -> bytes:
+    entry = entry.lstrip("\ufeff")  # a byte-order mark left by an editor is not part of the key
+    if not entry.startswith(PREFIX) and _NEAR_PREFIX.match(entry):
+        raise ConfigError(f"'{entry[:12]}...' looks like a digest, but the prefix must be exactly 'sha256:' "
+                          "(lower case); as written it would be taken as a raw key and never match", file=where)
     if entry.startswith(PREFIX):
         hexdigest = entry[len(PREFIX):].lower()
         if not _HEX64.match(hexdigest):
@@ -64,7 +70,12 @@ def load_keys(env_name: str, keys_file: str | Path | None, environ=None) -> KeyS
         path = Path(keys_file)
         if not path.is_file():
             raise ConfigError("API key file not found (serve.api_keys_file)", file=str(path))
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            text = path.read_text(encoding="utf-8-sig")  # -sig: a leading byte-order mark is dropped
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"API key file is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                              file=str(path)) from None
+        for lineno, line in enumerate(text.splitlines(), 1):
             line = line.split("#", 1)[0].strip()
             if line:
                 digests.append(_digest(line, f"{path}:{lineno}"))
