@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
+
+
+def mask_url_credentials(text: str) -> str:
+    """'https://key:secret@host' -> 'https://***@host' anywhere in a message."""
+    return _URL_CREDENTIALS.sub(r"\1***@", text)
+
 
 class MarauderError(Exception):
     """A problem with the user's input, config or files: printed without a traceback."""

@@ -57,6 +57,40 @@ def test_missing_manifest_and_bad_line(tmp_path):
         verify_package(pkg)
 
 
+@pytest.mark.parametrize(("listed", "message"), [
+    ([], "lists no files"),  # an empty manifest proved nothing ("0 files match")
+    (["deployment_config.yaml"], "does not list models/a.onnx"),
+    (["models/a.onnx"], "does not list deployment_config.yaml"),
+])
+def test_a_partial_manifest_is_refused(tmp_path, listed, message):
+    pkg = make_package(tmp_path)
+    write_manifest(str(pkg), listed)
+    with pytest.raises(PackageError, match=message):
+        verify_package(pkg)
+
+
+def test_a_swapped_model_is_caught_by_the_configs_digest(tmp_path):
+    from marauder.runtime.package import sha256_of
+
+    make_package(tmp_path)
+    digest = sha256_of(tmp_path / "pkg" / "models" / "a.onnx")
+    config = {**CONFIG, "models": [{"name": "a", "onnx": "models/a.onnx", "onnx_sha256": digest}]}
+    pkg = make_package(tmp_path / "swap", config)
+    assert verify_package(pkg) == 2
+    (pkg / "models" / "a.onnx").write_bytes(b"another model")  # swapped, and the manifest rewritten to match
+    write_manifest(str(pkg), ["models/a.onnx", "deployment_config.yaml"])
+    with pytest.raises(PackageError, match="not the model deployment_config.yaml was exported with"):
+        verify_package(pkg)
+
+
+def test_a_manifest_that_is_not_text_is_one_line(tmp_path):
+    pkg = make_package(tmp_path)
+    (pkg / MANIFEST).write_bytes(b"\xff" * 64 + b"  models/a.onnx\n")
+    with pytest.raises(PackageError, match="not UTF-8") as err:
+        verify_package(pkg)
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("change,message", [
     (lambda c: c.pop("imgsz"), "missing key 'imgsz'"),
     (lambda c: c.update(models=[{"name": "a"}]), r"models\[0\] is missing key 'onnx'"),

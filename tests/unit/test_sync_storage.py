@@ -43,3 +43,37 @@ def test_digest_single_and_multipart_etag(tmp_path):
 def test_errors_keep_their_cause_but_never_a_secret(monkeypatch, exc, shown):
     monkeypatch.setenv("DO_SPACES_SECRET", "SECRETVALUE")
     assert shown in str(_explain(exc, "downloading k"))
+
+
+@pytest.mark.parametrize("url", ["https://AKIAKEY:s3cr3t@nyc3.example.com", "http://user@127.0.0.1:9000/x"])
+def test_credentials_inside_an_endpoint_url_never_reach_a_message(url):
+    from botocore.exceptions import EndpointConnectionError
+
+    err = _explain(EndpointConnectionError(endpoint_url=url), f"listing s3://b at {url}")
+    assert "s3cr3t" not in str(err) and "AKIAKEY" not in str(err) and "user@" not in str(err)
+    assert "***@" in str(err)
+
+
+@pytest.mark.parametrize(("url", "needle"), [
+    ("not a url", "must be an http(s) URL"),
+    ("nyc3.digitaloceanspaces.com", "must be an http(s) URL"),
+    ("ftp://host", "must be an http(s) URL"),
+    ("https://host:notaport", "not a URL"),
+    ("https://key:s3cr3t@host", "must not carry credentials"),
+])
+def test_endpoint_url_that_is_not_a_url_is_a_config_error(tmp_path, url, needle):
+    from marauder.config import load_config
+    from marauder.errors import ConfigError
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"storage:\n  endpoint_url: '{url}'\n")
+    with pytest.raises(ConfigError, match="storage.endpoint_url") as err:
+        load_config(path)
+    assert needle in str(err.value) and "s3cr3t" not in str(err.value) and f"{path}:2" in str(err.value)
+
+
+@pytest.mark.parametrize("url", [None, "https://nyc3.digitaloceanspaces.com", "http://127.0.0.1:9000"])
+def test_real_endpoints_are_accepted(url):
+    from marauder.config.sections.general import StorageConfig
+
+    assert StorageConfig(endpoint_url=url).endpoint_url == url

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..errors import ConfigError
+from ..errors import ConfigError, mask_url_credentials
 from ..fsio import atomic_write_text
 from .schema import MarauderConfig
 
@@ -116,7 +116,7 @@ def raise_validation(err: ValidationError, source: str, lines: dict[KeyPath, int
             "input" in first and not isinstance(first["input"], dict | list)
             and f"got {first['input']}" not in msg  # validators often already say what they got
         ):
-            msg += f" (got {first['input']!r})"
+            msg += f" (got {mask_url_credentials(repr(first['input']))})"
     more = len(err.errors()) - 1
     if more:
         msg += f" [and {more} more problem(s)]"

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..errors import MarauderError
+from ..errors import MarauderError, mask_url_credentials
 from ..log import get_logger, progress
 
 log = get_logger("sync")
@@ -93,7 +93,12 @@ def _transfer_config(settings: TransferSettings):
 
 
 def _explain(exc: Exception, what: str) -> StorageError:
-    """A one-line error without credentials in it (botocore messages never include the secret)."""
+    """A one-line error without credentials in it: none from the environment, none inside a URL."""
+    error = _explain_unmasked(exc, mask_url_credentials(what))
+    return StorageError(mask_url_credentials(error.message), file=error.file, line=error.line)
+
+
+def _explain_unmasked(exc: Exception, what: str) -> StorageError:
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
     if isinstance(exc, ClientError):

@@ -44,15 +44,20 @@ def write_manifest(root, files, name: str = MANIFEST) -> str:
 
 def read_manifest(path) -> dict:
     entries = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            parts = line.split("  ", 1)
-            if len(parts) != 2 or len(parts[0]) != 64:
-                raise PackageError(f"{path}:{lineno}: not a sha256sum line: {line[:80]!r}")
-            entries[parts[1].lstrip("*")] = parts[0]
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PackageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); the manifest is "
+                           "corrupt") from None
+    for lineno, line in enumerate(text.splitlines(True), 1):
+        line = line.rstrip("\n")
+        if not line.strip():
+            continue
+        parts = line.split("  ", 1)
+        if len(parts) != 2 or len(parts[0]) != 64:
+            raise PackageError(f"{path}:{lineno}: not a sha256sum line: {line[:80]!r}")
+        entries[parts[1].lstrip("*")] = parts[0]
     return entries
 
 
@@ -85,4 +90,29 @@ def verify_package(root) -> int:
                 what.append("checksum mismatch (modified or corrupt): " + ", ".join(tampered))
             raise PackageError("{}: package check failed; {}. Copy the package again from the "
                                ".tar.gz".format(path, "; ".join(what)))
+    check_coverage(root, read_manifest(manifest))
     return checked
+
+
+def check_coverage(root: str, listed: dict) -> None:
+    """What is checked is what runs: the config and every model file it names must be in SHA256SUMS
+    (an empty or partial manifest proves nothing), and each model must be the one the config was
+    exported with (its onnx_sha256)."""
+    from .config import CONFIG_NAME, load_deployment_config
+
+    manifest = os.path.join(root, MANIFEST)
+    if not listed:
+        raise PackageError(f"{manifest}: lists no files; a package's manifest covers every file the export "
+                           "wrote (re-run `marauder export --package`)")
+    cfg = load_deployment_config(root)
+    models = cfg.get("models") or []
+    required = [CONFIG_NAME, *(m["onnx"] for m in models if m.get("onnx"))]
+    unlisted = [f for f in required if f not in listed]
+    if unlisted:
+        raise PackageError(f"{manifest}: does not list {', '.join(unlisted)}, which {CONFIG_NAME} runs; the "
+                           "manifest is partial or was edited")
+    for m in models:
+        want = m.get("onnx_sha256")
+        if want and listed.get(m["onnx"]) != want:
+            raise PackageError(f"{os.path.join(root, m['onnx'])}: not the model {CONFIG_NAME} was exported with "
+                               f"(onnx_sha256 {want[:12]}..., file {listed.get(m['onnx'], '?')[:12]}...)")

@@ -71,6 +71,24 @@ class StorageConfig(Section):
     )
     region: str | None = "nyc3"
     bucket: str = "marauder"
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _is_url(cls, v: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if v is None:
+            return v
+        try:
+            parts = urlsplit(v)
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"not a URL ({exc})") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL with a host, e.g. https://nyc3.digitaloceanspaces.com")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials; export DO_SPACES_KEY / DO_SPACES_SECRET instead")
+        return v
     prefix: str = ""
     multipart_threshold_mb: int = Field(64, ge=5, description="files at least this big upload in parts")
     multipart_chunk_mb: int = Field(
