@@ -207,3 +207,27 @@ def test_package_archives_are_unpacked_safely(tmp_path):
         resolve_package(make("empty.tar.gz", [("readme.txt", b"x")]))
     with pytest.raises(MarauderError, match="run `marauder export --package` first"):
         resolve_package(tmp_path / "missing.tar.gz")
+
+
+def test_packages_left_unpacked_by_a_killed_server_are_cleaned_at_start(tmp_path):
+    """A SIGKILLed server skips its atexit cleanup: the next start removes its folder, not live ones."""
+    import os
+    import subprocess
+    import sys
+
+    from marauder.serve.package import PREFIX, clean_leftovers
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(dead.stdout)
+    left = tmp_path / f"{PREFIX}{dead_pid}-abc"
+    (left / "nano_deployment").mkdir(parents=True)
+    (left / "nano_deployment" / "model.onnx").write_bytes(b"x" * 1000)
+    mine = tmp_path / f"{PREFIX}{os.getpid()}-def"
+    mine.mkdir()
+    other_live = tmp_path / f"{PREFIX}1-ghi"  # pid 1 is alive
+    other_live.mkdir()
+    unrelated = tmp_path / "marauder-package-notapid"
+    unrelated.mkdir()
+    assert clean_leftovers(tmp_path) == [left]
+    assert not left.exists() and mine.is_dir() and other_live.is_dir() and unrelated.is_dir()

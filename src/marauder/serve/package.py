@@ -7,6 +7,7 @@ Operators name the package (never requests). The archive is extracted with tarfi
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tarfile
 import tempfile
@@ -24,11 +25,37 @@ class LoadedPackage:
     source: Path
 
 
+PREFIX = "marauder-package-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_leftovers(tmp_root: str | Path | None = None) -> list[Path]:
+    """Remove unpacked packages whose server died without its atexit cleanup (kill -9, OOM): each folder is
+    named marauder-package-<pid>-..., and a folder whose process is gone is a leftover."""
+    removed = []
+    for folder in Path(tmp_root or tempfile.gettempdir()).glob(f"{PREFIX}*-*"):
+        pid = folder.name[len(PREFIX):].split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def _unpack(archive: Path) -> Path:
     if not hasattr(tarfile, "data_filter"):
         raise MarauderError("safe unpacking needs Python >= 3.10.12 or 3.11.4; unpack the archive and pass "
                             "the folder instead", file=str(archive))
-    dest = Path(tempfile.mkdtemp(prefix="marauder-package-"))
+    clean_leftovers()
+    dest = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     atexit.register(shutil.rmtree, dest, True)
     try:
         with tarfile.open(archive, "r:*") as tar:
