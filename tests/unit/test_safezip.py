@@ -173,3 +173,46 @@ def test_vendor_package_id_never_becomes_a_path():
     assert is_safe_package_id("critical-review-iter1-0123abcd")
     for bad in ("../x", "a/b", "a\\b", "..", ".hidden", "a..b", "", None, 7, "x" * 200):
         assert not is_safe_package_id(bad), bad
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (b'{"images": [{"id": ' + b"1" * 5000 + b"}]}", "a number cannot be read"),  # past the digit limit
+    (b'{"categories": [{"id": 1, "name": "fish\\ud800"}]}', "not valid Unicode"),  # a lone surrogate
+])
+def test_json_that_python_parses_but_nothing_can_use_is_one_line(text, message):
+    with pytest.raises(DataError, match=message) as err:
+        parse_json_bytes(text, "vendor.json", 1 << 30)
+    assert "vendor.json" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("value, finite", [(1, True), (1.5, True), (10**400, False), (float("inf"), False),
+                                           (True, False), ("3", False)])
+def test_numbers_too_large_for_a_float_are_not_finite(value, finite):
+    from marauder.active.safezip import is_finite_number
+
+    assert is_finite_number(value) is finite
+
+
+def _corrupt(path, compression):
+    """A zip whose entry's data is damaged after the header: bad CRC (stored) or a broken deflate stream."""
+    import random
+
+    noise = bytes(random.Random(0).getrandbits(8) for _ in range(3000)).hex().encode()  # does not compress
+    make_zip(path, [("annotations.json", b'{"x": "' + noise + b'"}')], compression=compression)
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("annotations.json")
+    start = info.header_offset + 30 + len(info.filename) + 40
+    raw[start:start + 8] = b"\x00\xff" * 4
+    path.write_bytes(bytes(raw))
+    return path
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_corrupted_zip_data_is_a_data_error(tmp_path, compression):
+    z = _corrupt(tmp_path / "bad.zip", compression)
+    with zipfile.ZipFile(z) as zf, pytest.raises(DataError, match="corrupt zip entry"):
+        read_member(zf, zf.getinfo("annotations.json"), 1 << 20)
+    with pytest.raises(DataError, match="corrupt zip entry"):
+        extract_zip(z, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing half-written

@@ -7,11 +7,13 @@ and reads are capped while streaming, because the sizes in a zip's directory can
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -95,7 +97,7 @@ def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int) -> b
     """Read one entry, stopping as soon as it yields more than it declared or more than `max_bytes`."""
     cap = min(info.file_size, max_bytes)
     out = bytearray()
-    with zf.open(info) as fh:
+    with _corrupt_entries_are_data_errors(info.filename), zf.open(info) as fh:
         while block := fh.read(_CHUNK):
             out += block
             if len(out) > cap:
@@ -104,6 +106,17 @@ def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int) -> b
                     file=info.filename,
                 )
     return bytes(out)
+
+
+@contextlib.contextmanager
+def _corrupt_entries_are_data_errors(where: str):
+    """A damaged entry (bad CRC, broken deflate stream, truncated archive) or one compressed with a method
+    Python cannot read is the user's bad input, not a crash."""
+    try:
+        yield
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:  # last: e.g. Deflate64
+        raise DataError(f"corrupt zip entry or unsupported compression ({type(exc).__name__}: {exc})",
+                        file=where) from None
 
 
 def extract_zip(path: str | Path, dest: str | Path, limits: ZipLimits = ZipLimits(),
@@ -124,7 +137,8 @@ def extract_zip(path: str | Path, dest: str | Path, limits: ZipLimits = ZipLimit
             # O_EXCL|O_NOFOLLOW: never write through a link planted earlier in the same archive
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
             size = 0
-            with os.fdopen(fd, "wb") as out, zf.open(info) as src:
+            with _corrupt_entries_are_data_errors(f"{path}!{info.filename}"), os.fdopen(fd, "wb") as out, \
+                    zf.open(info) as src:
                 while block := src.read(_CHUNK):
                     size += len(block)
                     if size > info.file_size or size > budget:
@@ -144,11 +158,19 @@ def parse_json_bytes(data: bytes, source: str, max_bytes: int):
     if len(data) > max_bytes:
         raise DataError(f"JSON is {len(data)} bytes, more than the limit of {max_bytes}", file=source)
     try:
-        return json.loads(data.decode("utf-8-sig"))
+        doc = json.loads(data.decode("utf-8-sig"))
+        # "\ud800" escapes decode to lone surrogates, which no report or label file can be written with
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        return doc
+    except UnicodeEncodeError as exc:
+        raise DataError(f"holds text that is not valid Unicode (a lone surrogate escape such as "
+                        f"\\u{ord(exc.object[exc.start]):04x})", file=source) from None
     except UnicodeDecodeError as exc:
         raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=source) from None
     except json.JSONDecodeError as exc:
         raise DataError(f"not valid JSON: {exc.msg} (column {exc.colno})", file=source, line=exc.lineno) from None
+    except ValueError as exc:  # an integer past Python's digit limit
+        raise DataError(f"a number cannot be read: {exc}", file=source) from None
     except RecursionError:
         raise DataError("JSON nested too deeply", file=source) from None
 
@@ -165,4 +187,9 @@ def load_json_file(path: str | Path, max_bytes: int):
 
 
 def is_finite_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value) and math.isfinite(float(value))  # 10**400 is an int no float can hold
+    except OverflowError:
+        return False
