@@ -27,6 +27,7 @@ KEY = "test-key-0123456789abcdef"
 RAW_KEY = "second-raw-key-abcdefghijkl"
 MAX_BODY = 1 << 20  # serve.max_body_mb=1
 MAX_PIXELS = 4_000_000
+HEADER_TIMEOUT = 2
 
 
 def free_port() -> int:
@@ -45,7 +46,7 @@ def start_server(package: Path, workspace: Path, env_keys: str | None, *extra: s
     proc = subprocess.Popen(
         [sys.executable, "-m", "marauder.serve", "--workspace", str(workspace), "--package", str(package),
          "--host", "127.0.0.1", "--port", str(port), "serve.max_body_mb=1", f"serve.max_pixels={MAX_PIXELS}",
-         "serve.batch_window_ms=50", "serve.threads=1", *extra],
+         "serve.batch_window_ms=50", "serve.threads=1", f"serve.header_timeout_s={HEADER_TIMEOUT}", *extra],
         stdout=log, stderr=subprocess.STDOUT, env=env)
     return proc, f"http://127.0.0.1:{port}", workspace / f"server_{port}.log"
 
@@ -262,3 +263,28 @@ def test_schemathesis_finds_no_server_error(server, tmp_path):
                          capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-4000:]
     assert "No issues found" in run.stdout
+
+
+@pytest.mark.parametrize("trickle", [b"", b"GET /healthz HTTP/1.1\r\n", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n"])
+def test_slow_or_silent_clients_are_disconnected_and_others_are_served(server, trickle):
+    """Slowloris: headers that never complete (or never start) no longer hold a connection."""
+    host, port = server.base_url.host, server.base_url.port
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.sendall(trickle)
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < 20:
+            try:
+                sock.sendall(b"X-Slow: 1\r\n" if trickle else b"")  # keep trickling, never finish
+                sock.settimeout(0.5)
+                if sock.recv(1024) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except OSError:  # reset by the server
+                closed = True
+                break
+        assert closed, "the server kept a connection whose headers never completed"
+        assert time.monotonic() - started < 4 * HEADER_TIMEOUT + 2
+    assert server.get("/healthz").status_code == 200  # everyone else is still served

@@ -61,6 +61,9 @@ def run_server(cfg: ServeConfig, package_source, port: int, log_level: str = "in
     app, loaded = build_service(cfg, package_source)
     log.info("package %s ready: %s", loaded.source, json.dumps({"backend": loaded.pipeline.backend_kind,
                                                                 "classes": len(loaded.pipeline.class_names)}))
+    from .protocol import with_header_timeout
+
     uvicorn.run(app, host=cfg.host, port=port, log_level=log_level, access_log=False, server_header=False,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, http=with_header_timeout(cfg.header_timeout_s),
+                timeout_keep_alive=cfg.keep_alive_s, limit_concurrency=cfg.max_connections)
     return 0

@@ -119,6 +119,12 @@ class ServeConfig(Section):
     batch_window_ms: float = Field(5.0, ge=0, description="wait this long for more requests to batch")
     max_queue: int = Field(64, ge=1, description="images waiting for the model; more get 503")
     request_timeout_s: float = Field(30.0, gt=0, description="waiting for the model longer than this gets 504")
+    header_timeout_s: float = Field(10.0, gt=0, description="a connection whose request headers are not complete "
+                                    "this long after it opened (or after its first byte) is closed: slow clients")
+    keep_alive_s: float = Field(5.0, gt=0, description="idle keep-alive connections close after this (uvicorn's "
+                                "timeout_keep_alive)")
+    max_connections: int | None = Field(256, ge=1, description="connections and requests in flight; past it new "
+                                        "requests get 503 (uvicorn's limit_concurrency); null = no limit")
     api_keys_env: str = Field("MARAUDER_API_KEYS", description="env variable with comma-separated keys")
     api_keys_file: str | None = Field(None, description="secret file, one key per line ('sha256:<hex>' or raw)")
     require_api_key: bool = Field(True, description="false only behind another authenticating proxy")
