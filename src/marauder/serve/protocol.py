@@ -47,7 +47,7 @@ def with_header_timeout(seconds: float) -> type[H11Protocol]:
             self._header_timer = None
             if self.cycle is None or self.cycle.response_complete:
                 log.info("closing a connection from %s: no complete request headers within %.0f s",
-                         "%s:%d" % self.client if self.client else "?", self.header_timeout)
+                         "{}:{}".format(*self.client) if self.client else "?", self.header_timeout)
                 self.transport.close()
 
     return HeaderTimeoutProtocol
