@@ -209,7 +209,8 @@ def test_killed_run_resumes_to_identical_files(server, tmp_path):
     server.faults.latency = 0.0
     server.log.clear()
     assert _download(ws, "--limit", "500") == 0
-    assert len(server.image_requests()) == N_IMAGES - on_disk  # only what was missing
+    # only what was missing, plus at most the two in flight at the kill (on disk, not yet journalled: refetched)
+    assert N_IMAGES - on_disk <= len(server.image_requests()) <= N_IMAGES - on_disk + 2
     _check_consistent(ws, N_IMAGES)
     assert _files(ws) == _files(reference)
 
