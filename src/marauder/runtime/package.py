@@ -68,14 +68,17 @@ def verify_package(root) -> int:
     if not os.path.isfile(manifest):
         raise PackageError(f"{manifest}: missing; this is not a complete deployment package "
                            "(re-run `marauder export --package`)")
-    checked = 0
+    checked, listed = 0, {}
     for name in (MANIFEST, ENGINE_MANIFEST):
         path = os.path.join(root, name)
         if not os.path.isfile(path):
             continue
         base = os.path.dirname(path)
         missing, tampered = [], []
-        for rel, digest in read_manifest(path).items():
+        entries = read_manifest(path)
+        if name == MANIFEST:
+            listed = entries
+        for rel, digest in entries.items():
             target = os.path.join(base, rel)
             if not os.path.isfile(target):
                 missing.append(rel)
@@ -90,7 +93,7 @@ def verify_package(root) -> int:
                 what.append("checksum mismatch (modified or corrupt): " + ", ".join(tampered))
             raise PackageError("{}: package check failed; {}. Copy the package again from the "
                                ".tar.gz".format(path, "; ".join(what)))
-    check_coverage(root, read_manifest(manifest))
+    check_coverage(root, listed)
     return checked
 
 

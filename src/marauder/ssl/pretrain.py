@@ -209,11 +209,12 @@ def run_ssl_pretrain(
                       "lr": optimizer.param_groups[0]["lr"], "momentum": momentum,
                       "skipped_images": len(skipped)}
             if use_knn:
-                record["knn_accuracy"] = knn_transfer_accuracy(
-                    embed(model.backbone, crops, cfg.imgsz, device), crop_labels,
-                    embed(model.backbone, queries, cfg.imgsz, device), query_labels, cfg.knn_k) if queries else \
-                    knn_accuracy(embed(model.backbone, crops, cfg.imgsz, device),
-                                                      crop_labels, cfg.knn_k)
+                bank = embed(model.backbone, crops, cfg.imgsz, device)
+                if queries:
+                    record["knn_accuracy"] = knn_transfer_accuracy(
+                        bank, crop_labels, embed(model.backbone, queries, cfg.imgsz, device), query_labels, cfg.knn_k)
+                else:
+                    record["knn_accuracy"] = knn_accuracy(bank, crop_labels, cfg.knn_k)
             value = record[metric_name]
             improved = best["value"] is None or (value > best["value"] if use_knn else value < best["value"])
             history.append(record)

@@ -8,6 +8,7 @@ variants and continues an interrupted one from its last.pt (mirrored there after
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -169,8 +170,6 @@ def plan_variant_start(cfg: EnsembleConfig, name: str, variant: EnsembleVariant,
         resolve_start,
         transfer_into,
     )
-    from ..engines.ultralytics.train import read_checkpoint
-
     key = f"ensemble.variants.{name}"
     if variant.init_from:
         source = workspace.path(variant.init_from)
@@ -178,13 +177,10 @@ def plan_variant_start(cfg: EnsembleConfig, name: str, variant: EnsembleVariant,
             raise MarauderError(f"{key}.init_from: {source} not found")
     else:
         source = chain_weights(cfg, workspace)
-    source_model = None
-    if source is not None:
-        ckpt = read_checkpoint(source)
-        source_model = (ckpt.get("ema") or ckpt.get("model")).float()
+    source_model = _checkpoint_model(str(source), source.stat().st_mtime_ns) if source is not None else None
     own = build_detection_model(variant.model_size, len(names)) if variant.model_size else None
     if source_model is not None and (own is None or arch_signature(own) == arch_signature(source_model)):
-        target = own or build_detection_model_like(source_model, len(names))
+        target = own or build_detection_model(source_model.yaml, len(names))
         transfer = transfer_into(target, source_model.state_dict(), str(source),
                                  backbone_prefixes=detector_backbone_prefixes(target))
         check_transfer(transfer, target_arch=variant.model_size or "the chain's architecture",
@@ -206,16 +202,14 @@ def plan_variant_start(cfg: EnsembleConfig, name: str, variant: EnsembleVariant,
     return VariantStart(path, False, start.arch, {"start": start.describe(), "transfers": [transfer.to_json()]})
 
 
-def build_detection_model_like(model, nc: int):
-    """A fresh DetectionModel of the same yaml as `model`."""
-    import copy
+@functools.lru_cache(maxsize=4)
+def _checkpoint_model(path: str, mtime_ns: int):
+    """The model inside a checkpoint, read once however many variants continue from it (mtime: a file
+    rewritten in between is read again)."""
+    from ..engines.ultralytics.train import read_checkpoint
 
-    from ultralytics.nn.tasks import DetectionModel
-
-    from ..engines.ultralytics.efficientnet_lite import register_with_ultralytics
-
-    register_with_ultralytics()
-    return DetectionModel(copy.deepcopy(model.yaml), nc=nc, verbose=False)
+    ckpt = read_checkpoint(path)
+    return (ckpt.get("ema") or ckpt.get("model")).float()
 
 
 def variant_spec(cfg: EnsembleConfig, name: str, variant: EnsembleVariant, general: GeneralConfig,
@@ -247,11 +241,14 @@ def check_budgets(cfg: EnsembleConfig, names: list[str], nc: int,
     from ..engines.ultralytics.budget import check_budget
 
     costs = {}
+    measured: dict[str, object] = {}  # variants continuing one checkpoint are measured once
     b = cfg.budget
     for name in names:
-        spec = (models or {}).get(name) or cfg.variants[name].model_size
-        cost = check_budget(spec, max_params_m=b.max_params_m, max_gflops=b.max_gflops,
-                            imgsz=b.imgsz, nc=nc, label=f"ensemble.variants.{name}")
+        spec = str((models or {}).get(name) or cfg.variants[name].model_size)
+        if spec not in measured:
+            measured[spec] = check_budget(spec, max_params_m=b.max_params_m, max_gflops=b.max_gflops,
+                                          imgsz=b.imgsz, nc=nc, label=f"ensemble.variants.{name}")
+        cost = measured[spec]
         log.info("budget ok: %s", cost.describe().replace(cost.model, f"{name} ({cost.model})", 1))
         costs[name] = {"model": cost.model, "params_m": round(cost.params_m, 3), "gflops": round(cost.gflops, 3),
                        "imgsz": cost.imgsz}

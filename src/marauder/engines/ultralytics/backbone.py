@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .efficientnet_lite import CHANNELS as LITE0_CHANNELS
-from .efficientnet_lite import EfficientNetLite0, register_with_ultralytics
+from .efficientnet_lite import EfficientNetLite0  # importing it registers the layer with Ultralytics
 from .models import resolve_model_source
 
 # The first backbone layer of the detector yaml, its P3/P4/P5 channels, which of its outputs are
@@ -31,15 +31,11 @@ FOREIGN_BACKBONES = {
     "efficientnet_lite0": {"layer": ["EfficientNetLite0", []], "channels": LITE0_CHANNELS, "taps": (0, 1, 2),
                            "prefix": "model.0."},
 }
-# Kept for callers that name the torchvision prefix directly.
-TORCHVISION_PREFIX = FOREIGN_BACKBONES["resnet50"]["prefix"]
 
 
 def is_foreign_backbone(name: str | None) -> bool:
     return name in FOREIGN_BACKBONES
 
-
-is_torchvision_backbone = is_foreign_backbone  # the older name
 
 
 def compose_arch(model_size: str, backbone: str | None) -> str:
@@ -107,8 +103,6 @@ def foreign_detector_yaml(backbone: str, model_size: str, nc: int) -> dict:
     }
 
 
-torchvision_detector_yaml = foreign_detector_yaml  # the older name
-
 
 def arch_yaml(arch: str, nc: int) -> dict:
     """The model yaml (as a dict) of an architecture string, its head sized for nc classes."""
@@ -120,15 +114,13 @@ def arch_yaml(arch: str, nc: int) -> dict:
     return cfg
 
 
-def build_detection_model(arch: str, nc: int, backbone: str | None = None, verbose: bool = False):
-    """An untrained DetectionModel of an architecture string ('yolov8n', 'yolov8n+efficientnet_lite0');
-    `backbone` (the older spelling) adds a foreign backbone to a plain model name."""
+def build_detection_model(arch: str | dict, nc: int, verbose: bool = False):
+    """An untrained DetectionModel of an architecture string ('yolov8n', 'yolov8n+efficientnet_lite0')
+    or of a model yaml already loaded (a checkpoint's `model.yaml`)."""
     from ultralytics.nn.tasks import DetectionModel
 
-    register_with_ultralytics()
-    if backbone and is_foreign_backbone(backbone):
-        arch = compose_arch(split_arch(arch)[0], backbone)
-    return DetectionModel(arch_yaml(arch, nc), nc=nc, verbose=verbose)
+    cfg = copy.deepcopy(arch) if isinstance(arch, dict) else arch_yaml(arch, nc)
+    return DetectionModel(cfg, nc=nc, verbose=verbose)
 
 
 def backbone_layer_count(model) -> int:
@@ -193,28 +185,7 @@ def backbone_state_prefix(backbone: str) -> str:
     return FOREIGN_BACKBONES[backbone]["prefix"] if is_foreign_backbone(backbone) else ""
 
 
-def load_encoder_into_detector(model: nn.Module, encoder_state: dict, prefix: str) -> tuple[int, list[str]]:
-    """Copy encoder tensors into the detector; returns (tensors loaded, encoder keys that did not fit).
-
-    A key fits when prefix+key exists in the detector with the same shape. BatchNorm counters
-    (num_batches_tracked) are copied but not counted: they match between any two networks.
-    """
-    target = model.state_dict()
-    loaded, misfit = 0, []
-    with torch.no_grad():
-        for key, value in encoder_state.items():
-            name = prefix + key
-            if name in target and target[name].shape == value.shape:
-                target[name].copy_(value.to(target[name].dtype))
-                if not key.endswith("num_batches_tracked"):
-                    loaded += 1
-            elif not key.endswith("num_batches_tracked"):
-                misfit.append(key)
-    return loaded, misfit
-
-
-def save_init_checkpoint(model: nn.Module, path: str | Path, names: list[str] | None = None,
-                         version: str = "marauder-init") -> Path:
+def save_init_checkpoint(model: nn.Module, path: str | Path, names: list[str] | None = None) -> Path:
     """Save an in-memory DetectionModel as an Ultralytics-style checkpoint that YOLO(path) can train from."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -223,6 +194,6 @@ def save_init_checkpoint(model: nn.Module, path: str | Path, names: list[str] | 
         model.names = dict(enumerate(names))
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save({"model": model, "ema": None, "epoch": -1, "optimizer": None, "train_args": {},
-                "date": None, "version": version}, tmp)
+                "date": None, "version": "marauder-init"}, tmp)
     tmp.replace(path)
     return path

@@ -75,9 +75,6 @@ class Transfer:
                 "backbone_fraction": round(self.backbone_fraction, 6), "message": self.describe()}
 
 
-NO_TRANSFER = Transfer("none (random initialisation)", 0, 0, 0, 0, 0, 0)
-
-
 # -- sources -------------------------------------------------------------------------------------
 
 def offline() -> bool:
@@ -235,7 +232,8 @@ def initial_detector(start: Start, nc: int, *, allow_partial: bool, key: str):
     model = build_detection_model(start.arch, nc)
     got = start_state(start)
     if got is None:  # still counted, so the report says "0 of M tensors"
-        return model, transfer_into(model, {}, NO_TRANSFER.source, backbone_prefixes=detector_backbone_prefixes(model))
+        return model, transfer_into(model, {}, "none (random initialisation)",
+                                    backbone_prefixes=detector_backbone_prefixes(model))
     state, label = got
     transfer = transfer_into(model, state, label, backbone_prefixes=detector_backbone_prefixes(model))
     source_arch = {"coco": Path(str(start.weights)).stem, "imagenet": split_arch(start.arch)[1]}.get(
