@@ -100,10 +100,21 @@ class GroundTruth:
     xyxy: np.ndarray
     class_ids: np.ndarray
     image_size: tuple[int, int]
+    iscrowd: np.ndarray | None = None  # (N,) bool: COCO crowd regions, ignored by the evaluator
 
     def __post_init__(self):
         object.__setattr__(self, "xyxy", np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4))
         object.__setattr__(self, "class_ids", np.asarray(self.class_ids, dtype=np.int64).reshape(-1))
+        crowd = np.zeros(len(self.class_ids), bool) if self.iscrowd is None else np.asarray(self.iscrowd, bool)
+        object.__setattr__(self, "iscrowd", crowd.reshape(-1))
+
+    @property
+    def counted(self) -> np.ndarray:
+        """Class ids of the boxes that count as objects to find (crowd regions do not)."""
+        return self.class_ids[~self.iscrowd]
+
+    def without_crowd(self) -> GroundTruth:
+        return GroundTruth(self.xyxy[~self.iscrowd], self.counted, self.image_size)
 
     def __len__(self) -> int:
         return len(self.class_ids)

@@ -87,7 +87,7 @@ def test_edge_pipeline_matches_python_pipeline(tiny_onnx, organized_sample, tmp_
         "class_names": names, "imgsz": IMGSZ, "raw_confidence": 0.0001, "calibrator": None,
         "models": [{"name": "a", "path": str(tiny_onnx), "confidence_threshold": 0.0001},
                    {"name": "b", "path": str(tiny_onnx), "confidence_threshold": 0.0003}],
-        "tta": {"enabled": True, "hflip": True, "vflip": False, "rotations": [90], "scales": [1.0]},
+        "tta": {"enabled": True, "hflip": True, "vflip": False, "rotations": [90], "scales": [1.0, 0.75]},
         "fusion": {"method": method, "iou_threshold": 0.5, "skip_box_threshold": 0.0001, "weights": [2.0, 1.0],
                    "conf_type": "avg"},
         "calibration": {names[0]: {"method": "temperature", "t": 4.0},
@@ -106,7 +106,7 @@ def test_edge_pipeline_matches_python_pipeline(tiny_onnx, organized_sample, tmp_
     pkg = build_package(tmp_path / "pkg", onnx_files={"a": tiny_onnx, "b": tiny_onnx}, engine_files={},
                         config=config, check_images=[])
     edge = EdgePipeline(pkg, backend="onnx")
-    assert len(edge.views) == 3 and edge.backend_kind == "onnx"
+    assert len(edge.views) == 4 and edge.backend_kind == "onnx"
 
     images = test_images(organized_sample)
     total = 0
@@ -126,3 +126,49 @@ def test_load_predictor_routes_onnx_to_the_runtime(tiny_onnx, tiny_model):
     assert isinstance(predictor, OnnxPredictor)
     assert predictor.class_names == class_names_of(load_yolo(tiny_model))
     assert predictor.predict([]) == []
+
+
+def test_scale_views_agree_across_backends(tiny_model, tiny_onnx, organized_sample):
+    """A 0.5x view runs on the .pt and on the fixed-size ONNX export alike."""
+    from marauder.engines.ultralytics.predict import UltralyticsPredictor
+    from marauder.infer.onnx_predictor import OnnxPredictor
+    from marauder.infer.tta import View, predict_views
+
+    images = test_images(organized_sample)
+    views = [View(), View(scale=0.5)]
+    pt = predict_views(UltralyticsPredictor(tiny_model, imgsz=IMGSZ, conf=0.001, iou=0.6), images, views)
+    onnx = predict_views(OnnxPredictor(tiny_onnx, conf=0.001, iou=0.6), images, views)
+    for by_pt, by_onnx in zip(pt, onnx):
+        for a, b in zip(by_pt, by_onnx):
+            assert_same(b, a.xyxy, a.scores, a.class_ids)
+    # (the 2-epoch fixture model predicts one image-sized box whatever it sees, so that the view gives
+    # the model another input is tested on pixels, in tests/unit/test_tta.py)
+
+
+def test_an_upscaled_view_on_a_fixed_size_export_is_a_clear_error(tiny_onnx, organized_sample):
+    from marauder.errors import MarauderError
+    from marauder.infer.onnx_predictor import OnnxPredictor
+    from marauder.infer.tta import View, predict_views
+
+    with pytest.raises(MarauderError, match="fixed 64x64 input.*dynamic"):
+        predict_views(OnnxPredictor(tiny_onnx), test_images(organized_sample)[:1], [View(), View(scale=1.5)])
+
+
+@pytest.mark.parametrize(("scales", "deploy_tta", "refused"),
+                         [([1.0, 1.25], None, True), ([1.0, 0.75], None, False), ([1.25], False, False)])
+def test_export_refuses_tta_scales_a_fixed_input_cannot_run(scales, deploy_tta, refused):
+    from marauder.config.sections.deploy import DeploymentConfig, ExportConfig
+    from marauder.errors import ConfigError
+    from marauder.export.deployment_config import PipelineChoices, build_deployment_config
+
+    choices = PipelineChoices(confidence={"a": 0.01}, fusion={"method": "wbf"}, raw_confidence=0.01,
+                              thresholds={"x": 0.3}, critical_species=[],
+                              tta={"enabled": True, "hflip": True, "scales": scales})
+    build = lambda: build_deployment_config(  # noqa: E731
+        class_names=["x"], imgsz=64, models=[{"name": "a", "onnx": "models/a.onnx"}], choices=choices,
+        export_cfg=ExportConfig(), deploy_cfg=DeploymentConfig(tta=deploy_tta), nms_iou=0.6, check_images=[])
+    if refused:
+        with pytest.raises(ConfigError, match=r"TTA scales \[1.25\].*tta.scales <= 1"):
+            build()
+    else:
+        assert build()["tta"]["enabled"] is (deploy_tta is not False)

@@ -82,7 +82,7 @@ def test_length_mismatch_is_an_error():
         coco_metrics([det([], [], []), det([], [], [])], [gt([], [])], 1)
 
 
-def _random_case(seed: int, n_img: int = 40, n_cls: int = 3):
+def _random_case(seed: int, n_img: int = 40, n_cls: int = 3, crowd: bool = False):
     """Random boxes with the awkward cases mixed in: ties, duplicates, a crowded image (> 100 per
     class), boxes exactly on the small/medium boundary, images without labels or without detections."""
     rng = np.random.default_rng(seed)
@@ -110,8 +110,16 @@ def _random_case(seed: int, n_img: int = 40, n_cls: int = 3):
             p, pc, s = p[:0], pc[:0], s[:0]
         if i == 8:
             g, gc = g[:0], gc[:0]
+        is_crowd = rng.random(len(g)) < 0.25 if crowd else None
+        if crowd and i % 4 == 1:  # a school of fish: one crowd region holding many detections
+            region = np.array([[50.0, 50.0, 300.0, 250.0]])
+            g, gc, is_crowd = np.r_[g, region], np.r_[gc, [0]], np.r_[is_crowd, [True]]
+            xy = rng.uniform(60, 240, (15, 2))
+            p = np.r_[p, np.c_[xy, xy + 30]]
+            pc = np.r_[pc, np.zeros(15, int)]
+            s = np.r_[s, np.round(rng.random(15), 2)]
         preds.append(Detections(p, s, pc, (480, 640)))
-        gts.append(GroundTruth(g, gc, (480, 640)))
+        gts.append(GroundTruth(g, gc, (480, 640), iscrowd=is_crowd))
     return preds, gts
 
 
@@ -122,10 +130,10 @@ def to_pycocotools(preds, gts, n_cls, max_dets=(1, 10, 100)):
     images, anns, results = [], [], []
     for i, (p, g) in enumerate(zip(preds, gts), start=1):
         images.append({"id": i, "width": 640, "height": 480})
-        for b, c in zip(g.xyxy.astype(float), g.class_ids):
+        for b, c, crowd in zip(g.xyxy.astype(float), g.class_ids, g.iscrowd):
             w, h = b[2] - b[0], b[3] - b[1]
             anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(c) + 1,
-                         "bbox": [b[0], b[1], w, h], "area": w * h, "iscrowd": 0})
+                         "bbox": [b[0], b[1], w, h], "area": w * h, "iscrowd": int(crowd)})
         for b, c, s in zip(p.xyxy.astype(float), p.class_ids, p.scores.astype(float)):
             results.append({"image_id": i, "category_id": int(c) + 1, "score": s,
                             "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]})
@@ -142,9 +150,10 @@ def to_pycocotools(preds, gts, n_cls, max_dets=(1, 10, 100)):
     return ev
 
 
+@pytest.mark.parametrize("crowd", [False, True], ids=["plain", "with-crowd-regions"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_equals_pycocotools_on_awkward_random_cases(seed):
-    preds, gts = _random_case(seed)
+def test_equals_pycocotools_on_awkward_random_cases(seed, crowd):
+    preds, gts = _random_case(seed, crowd=crowd)
     ours = coco_metrics(preds, gts, 3)
     ref = to_pycocotools(preds, gts, 3)
     np.testing.assert_allclose(ours["stats"], ref.stats, atol=1e-12)

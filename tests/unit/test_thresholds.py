@@ -104,3 +104,58 @@ def test_per_class_thresholds_use_recall_for_critical_species_and_pool_for_absen
     assert out[2].n_gt == 0 and "pooled threshold used" in out[2].note and np.isfinite(out[2].threshold)
     lo, hi = out[0].precision_ci
     assert lo <= out[0].precision <= hi
+
+
+def _simulated_class(rng, n_images=120):
+    """One critical class: 0-3 animals per image, each found with a score; plus false alarms."""
+    gt = rng.integers(0, 4, n_images)
+    scores, labels, image_ids = [], [], []
+    for i, n in enumerate(gt):
+        found = rng.random(n) < 0.9  # 10% of animals never get a box at all
+        scores += list(rng.beta(4, 2, int(found.sum())))
+        labels += [True] * int(found.sum())
+        fp = rng.poisson(1.5)
+        scores += list(rng.beta(2, 4, fp))
+        labels += [False] * fp
+        image_ids += [i] * (int(found.sum()) + fp)
+    return np.array(scores), np.array(labels, bool), np.array(image_ids), gt.reshape(-1, 1)
+
+
+def _recall_at(threshold, scores, labels, gt):
+    return float((labels & (scores >= threshold)).sum() / gt.sum())
+
+
+def test_heldout_recall_is_what_new_images_see_and_the_in_sample_recall_is_not():
+    """The defect: the recall target is reached exactly on the data that chose the threshold, so on new
+    data it falls short about half the time. Cross-fitted recall estimates the new-data recall."""
+    from marauder.infer.thresholds import choose_class_thresholds, heldout_operating_point
+
+    rng = np.random.default_rng(7)
+    in_sample, heldout, fresh = [], [], []
+    for trial in range(40):
+        s, y, ids, gt = _simulated_class(rng)
+        kw = dict(critical={"fish"}, critical_recall=0.7)
+        chosen = choose_class_thresholds(s, np.zeros(len(s), int), y, ids, gt, ["fish"], bootstrap=0, **kw)[0]
+        held = heldout_operating_point(s, np.zeros(len(s), int), y, ids, gt, ["fish"], folds=5, bootstrap=0,
+                                       seed=trial, **kw)[0]
+        new_s, new_y, _, new_gt = _simulated_class(rng)
+        in_sample.append(chosen.recall)
+        heldout.append(held.recall)
+        fresh.append(_recall_at(chosen.threshold, new_s, new_y, new_gt))
+    in_sample, heldout, fresh = map(np.array, (in_sample, heldout, fresh))
+    assert (in_sample >= 0.7).all()
+    assert (fresh < 0.7).mean() > 0.3  # the in-sample promise breaks on new data
+    optimism = in_sample.mean() - fresh.mean()
+    assert optimism > 0.005
+    assert abs(heldout.mean() - fresh.mean()) < optimism  # the held-out estimate is the closer one
+
+
+def test_heldout_points_carry_intervals_and_need_two_images():
+    from marauder.infer.thresholds import heldout_operating_point
+
+    s, y, ids, gt = _simulated_class(np.random.default_rng(1))
+    h = heldout_operating_point(s, np.zeros(len(s), int), y, ids, gt, ["fish"], folds=5, bootstrap=200)[0]
+    assert h.folds == 5 and h.recall_ci[0] <= h.recall <= h.recall_ci[1]
+    assert h.precision_ci[0] <= h.precision <= h.precision_ci[1]
+    one = heldout_operating_point([0.9], [0], [True], [0], [[1]], ["fish"], folds=5)[0]
+    assert one.folds == 0 and np.isnan(one.recall)

@@ -16,6 +16,7 @@ from marauder.infer.tta import (
     transform_image,
     views_from_config,
 )
+from marauder.runtime.tta import boxes_to_original, view_input
 from marauder.types import Detections
 
 VIEWS = [
@@ -102,17 +103,45 @@ def test_box_map_matches_the_image_transform(view, h, w, data):
     np.testing.assert_array_equal(boxes_to_view([[x1, y1, x2, y2]], view, (h, w))[0], painted)
 
 
-def test_rescaled_box_lands_on_the_resized_object():
+def _bright_box(image, level=150):
+    rows, cols = np.nonzero(image[..., 0] > level)
+    return [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
+
+
+def test_a_scale_view_changes_what_the_model_sees():
+    """The defect: a rescaled image letterboxed back to the model input was the identity input again."""
+    from marauder.runtime.preprocess import letterbox
+
     image = np.zeros((100, 160, 3), np.uint8)
     image[20:60, 40:120] = 255
-    view = View(scale=0.5)
-    out = transform_image(image, view)
-    rows, cols = np.nonzero(out[..., 0] > 127)
-    np.testing.assert_allclose(
-        boxes_to_view([[40, 20, 120, 60]], view, (100, 160))[0],
-        [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1],
-        atol=1,
-    )
+    identity, _ = letterbox(image, (64, 64))
+    for scale in (0.5, 0.75):
+        seen = view_input(image, View(scale=scale), (64, 64)).image
+        assert seen.shape == identity.shape  # a small view still fits a fixed-size input
+        assert np.abs(seen.astype(int) - identity).mean() > 10  # ... but the model sees something else
+        x1, y1, x2, y2 = _bright_box(seen)
+        ix1, iy1, ix2, iy2 = _bright_box(identity)
+        assert (x2 - x1) == pytest.approx(scale * (ix2 - ix1), abs=1)
+
+
+@pytest.mark.parametrize(
+    ("view", "run_hw"),
+    [(View(scale=0.5), (64, 64)), (View(scale=0.83), (64, 64)), (View(scale=1.37), (96, 96)),
+     (View(rotation=270, scale=0.83), (64, 64)), (View(hflip=True, scale=1.25), (96, 96))],
+    ids=lambda x: getattr(x, "name", str(x)),
+)
+@pytest.mark.parametrize("size", [(100, 160), (120, 37), (64, 64)])
+def test_scale_views_map_boxes_back_from_the_model_input(view, run_hw, size):
+    """Paint a box, build the view's model input, find the box there, map it back: the painted box."""
+    h, w = size
+    box = [w // 5, h // 4, w // 5 + w // 2, h // 4 + h // 2]
+    image = np.zeros((h, w, 3), np.uint8)
+    image[box[1]:box[3], box[0]:box[2]] = 255
+    vin = view_input(image, view, (64, 64), stride=32)
+    assert vin.run_hw == run_hw and vin.image.shape[:2] == run_hw
+    back = boxes_to_original([_bright_box(vin.image)], view, size, vin.placed)[0]
+    tolerance = 1.5 / min(vin.placed.gain_x, vin.placed.gain_y)  # one model-input pixel, in image pixels
+    np.testing.assert_allclose(back, box, atol=tolerance)
 
 
 @pytest.mark.parametrize(
@@ -142,16 +171,17 @@ class _BrightBoxPredictor:
 
     class_names = ["thing"]
 
+    imgsz = 64
+
     def __init__(self):
         self.calls = []
 
-    def predict(self, images):
-        self.calls.append(len(images))
+    def predict(self, images, imgsz=None):
+        self.calls.append((len(images), imgsz))
         out = []
         for im in images:
-            rows, cols = np.nonzero(im[..., 0])
-            box = [[cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]]
-            out.append(Detections(box, [0.9], [0], im.shape[:2]))
+            assert imgsz is None or im.shape[:2] == tuple(imgsz)
+            out.append(Detections([_bright_box(im)], [0.9], [0], im.shape[:2]))
         return out
 
 
@@ -172,10 +202,29 @@ def test_all_views_of_all_images_go_in_one_predict_call_and_map_back():
     ]
     predictor = _BrightBoxPredictor()
     out = predict_views(predictor, images, views)
-    assert predictor.calls == [len(images) * len(views)]
+    assert predictor.calls == [(len(images) * len(views), None)]
     for im, per_view in zip(images, out):
         rows, cols = np.nonzero(im[..., 0])
         truth = [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
         for dets in per_view:
             assert dets.image_size == im.shape[:2]
             np.testing.assert_array_equal(dets.xyxy[0], truth)
+
+
+def test_scale_views_run_at_their_input_size_and_map_back():
+    images = []
+    for h, w, box in [(40, 60, (5, 7, 30, 20)), (130, 90, (10, 0, 50, 25))]:
+        im = np.zeros((h, w, 3), np.uint8)
+        x1, y1, x2, y2 = box
+        im[y1:y2, x1:x2] = 200
+        images.append(im)
+    views = [View(), View(scale=0.5), View(scale=1.5), View(hflip=True, scale=0.75)]
+    predictor = _BrightBoxPredictor()
+    out = predict_views(predictor, images, views)
+    # the views that fit the model's own 64 px input share one call; the 1.5x view runs at 96 px
+    assert sorted(predictor.calls, key=str) == sorted([(6, None), (2, (96, 96))], key=str)
+    for im, per_view in zip(images, out):
+        truth = np.array(_bright_box(im), float)
+        for view, dets in zip(views, per_view):
+            gain = 64 * view.scale / max(im.shape[:2])
+            np.testing.assert_allclose(dets.xyxy[0], truth, atol=1.5 / gain)

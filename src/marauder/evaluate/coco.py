@@ -13,7 +13,10 @@ Conventions that match pycocotools exactly:
     an unmatched detection is ignored when its own area is outside the range;
   * a detection takes the unmatched ground truth with the highest IoU >= t, preferring
     non-ignored ones; on equal IoU the later ground truth wins (pycocotools' `<` comparison);
-  * classes without non-ignored ground truth get -1 and are left out of the means.
+  * classes without non-ignored ground truth get -1 and are left out of the means;
+  * a crowd ground truth (`GroundTruth.iscrowd`) is ignored in every area range, its IoU with a
+    detection is intersection over the detection's area, and any number of detections may match it
+    (each such detection is ignored: neither a true nor a false positive).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class _Flat:
     classes: np.ndarray  # (N,)
     images: np.ndarray  # (N,)
     scores: np.ndarray  # (N,) (zeros for ground truth)
+    crowd: np.ndarray  # (N,) bool (False for detections)
     rank: np.ndarray  # (N,) position inside its group
     group_start: np.ndarray  # (num_groups,) offset of each group in the flat arrays
     group_count: np.ndarray  # (num_groups,)
@@ -62,6 +66,7 @@ def _flatten(items: Sequence[Detections] | Sequence[GroundTruth], num_classes: i
     boxes = np.zeros((total, 4), dtype=np.float64)
     classes = np.zeros(total, dtype=np.int64)
     scores = np.zeros(total, dtype=np.float64)
+    crowd = np.zeros(total, dtype=bool)
     images = np.repeat(np.arange(len(items), dtype=np.int64), counts)
     has_scores = what == "predictions"
     pos = 0
@@ -71,6 +76,8 @@ def _flatten(items: Sequence[Detections] | Sequence[GroundTruth], num_classes: i
             classes[pos:pos + n] = item.class_ids
             if has_scores:
                 scores[pos:pos + n] = item.scores
+            elif getattr(item, "iscrowd", None) is not None:
+                crowd[pos:pos + n] = item.iscrowd
             pos += n
     bad = np.flatnonzero((classes < 0) | (classes >= num_classes))
     if bad.size:
@@ -95,11 +102,13 @@ def _flatten(items: Sequence[Detections] | Sequence[GroundTruth], num_classes: i
         group_count = np.minimum(group_count, max_per_group)
         group_start = np.concatenate([[0], np.cumsum(group_count)[:-1]])
     b = boxes[order]
-    return _Flat(b, _areas(b), classes[order], images[order], scores[order], rank, group_start, group_count)
+    return _Flat(b, _areas(b), classes[order], images[order], scores[order], crowd[order], rank, group_start,
+                 group_count)
 
 
-def _pairwise_iou(d: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """IoU of padded boxes (B, D, 4) x (B, G, 4) -> (B, D, G), the way pycocotools' bbIou computes it."""
+def _pairwise_iou(d: np.ndarray, g: np.ndarray, g_crowd: np.ndarray) -> np.ndarray:
+    """IoU of padded boxes (B, D, 4) x (B, G, 4) -> (B, D, G), the way pycocotools' bbIou computes it
+    (against a crowd box (B, G) the union is the detection's own area)."""
     dx, dy = d[:, :, None, 0], d[:, :, None, 1]
     dw, dh = d[:, :, None, 2] - dx, d[:, :, None, 3] - dy
     gx, gy = g[:, None, :, 0], g[:, None, :, 1]
@@ -107,7 +116,7 @@ def _pairwise_iou(d: np.ndarray, g: np.ndarray) -> np.ndarray:
     iw = np.minimum(dx + dw, gx + gw) - np.maximum(dx, gx)
     ih = np.minimum(dy + dh, gy + gh) - np.maximum(dy, gy)
     inter = np.where((iw > 0) & (ih > 0), iw * ih, 0.0)
-    union = dw * dh + gw * gh - inter
+    union = np.where(g_crowd[:, None, :], dw * dh, dw * dh + gw * gh - inter)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0, inter / union, 0.0)
 
@@ -129,7 +138,7 @@ def match_detections(dets: _Flat, gts: _Flat, iou_thresholds: np.ndarray,
     lo, hi = area_ranges[:, 0][:, None], area_ranges[:, 1][:, None]
     det_out = (dets.areas[None] < lo) | (dets.areas[None] > hi)  # (A, N)
     ignored = np.broadcast_to(det_out[:, None, :], (n_area, n_iou, n_det)).copy()
-    gt_ig = (gts.areas[None] < lo) | (gts.areas[None] > hi)  # (A, M)
+    gt_ig = (gts.areas[None] < lo) | (gts.areas[None] > hi) | gts.crowd[None]  # (A, M)
     thr = np.minimum(iou_thresholds, 1 - 1e-10)
 
     both = np.flatnonzero((dets.group_count > 0) & (gts.group_count > 0))
@@ -148,7 +157,8 @@ def match_detections(dets: _Flat, gts: _Flat, iou_thresholds: np.ndarray,
         g_real = np.arange(G)[None] < g_cnt[:, None]
         d_idx = np.where(d_real, d_idx, 0)
         g_idx = np.where(g_real, g_idx, 0)
-        iou = _pairwise_iou(dets.boxes[d_idx], gts.boxes[g_idx])  # (B, D, G)
+        g_crowd = gts.crowd[g_idx] & g_real  # (B, G)
+        iou = _pairwise_iou(dets.boxes[d_idx], gts.boxes[g_idx], g_crowd)  # (B, D, G)
         g_ignored = gt_ig[:, g_idx]  # (A, B, G)
         # taken[a, t, b, g]: ground truth already matched; padding counts as taken
         taken = np.broadcast_to(~g_real[None, None], (n_area, n_iou, len(sel), G)).copy()
@@ -167,7 +177,8 @@ def match_detections(dets: _Flat, gts: _Flat, iou_thresholds: np.ndarray,
             hit = best > -2.5
             a_i, t_i, b_i = np.nonzero(hit)
             p_i = pick[a_i, t_i, b_i]
-            taken[a_i, t_i, b_i, p_i] = True
+            solo = ~g_crowd[b_i, p_i]  # a crowd box takes any number of detections
+            taken[a_i[solo], t_i[solo], b_i[solo], p_i[solo]] = True
             det_flat = d_idx[:active, r]  # (b,)
             matched[:, :, det_flat] = hit
             matched_gt[a_i, t_i, det_flat[b_i]] = g_idx[b_i, p_i]
@@ -185,7 +196,7 @@ def _accumulate(dets: _Flat, gts: _Flat, matched: np.ndarray, ignored: np.ndarra
     recall = -np.ones((n_t, num_classes, n_a, n_m))
     scores_out = -np.ones((n_t, n_r, num_classes, n_a, n_m))
     lo, hi = area_ranges[:, 0][:, None], area_ranges[:, 1][:, None]
-    gt_ig = (gts.areas[None] < lo) | (gts.areas[None] > hi)
+    gt_ig = (gts.areas[None] < lo) | (gts.areas[None] > hi) | gts.crowd[None]
     npig_all = np.stack([np.bincount(gts.classes[~gt_ig[a]], minlength=num_classes) for a in range(n_a)])
     # all detections of one class in pycocotools' order: score desc, then image, then rank (stable)
     order = np.lexsort((dets.rank, dets.images, -dets.scores, dets.classes))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..types import Detections, GroundTruth, box_iou
-from .matching import greedy_match
+from .matching import greedy_match, in_crowd_region
 
 GT_COLOR = (60, 200, 60)  # BGR green: the labelled box
 PRED_COLOR = (40, 40, 230)  # BGR red: the detection
@@ -91,6 +91,8 @@ class WorstCases:
         if self.critical.size == 0 or self.limit <= 0:
             return
         kept = det.filter(self.thresholds)
+        crowded = in_crowd_region(kept, gt, self.iou_threshold)  # neither right nor wrong
+        gt = gt.without_crowd()
         det_to_gt, gt_to_det, _ = greedy_match(kept, gt, self.iou_threshold, class_aware=True)
         missed = np.flatnonzero((gt_to_det < 0) & np.isin(gt.class_ids, self.critical))
         # overlap with every detection, below threshold too: how close the model came to each miss
@@ -102,7 +104,7 @@ class WorstCases:
             self._push(self._fn, 1.0 - best + 1e-9 * (box[2] - box[0]) * (box[3] - box[1]),
                        lambda box=box, name=name, best=best: ErrorExample(
                            "FN", image_name, name, best, box, _crop(image, box, GT_COLOR)))
-        for d in np.flatnonzero((det_to_gt < 0) & np.isin(kept.class_ids, self.critical)):
+        for d in np.flatnonzero((det_to_gt < 0) & ~crowded & np.isin(kept.class_ids, self.critical)):
             box, name, score = tuple(kept.xyxy[d].tolist()), self.class_names[kept.class_ids[d]], float(kept.scores[d])
             self._push(self._fp, score,
                        lambda box=box, name=name, score=score: ErrorExample(

@@ -33,3 +33,18 @@ def greedy_match(det: Detections, gt: GroundTruth, iou_threshold: float = 0.5,
         if cand[g] >= 0:
             det_to_gt[d], gt_to_det[g] = g, d
     return det_to_gt, gt_to_det, iou
+
+
+def in_crowd_region(dets: Detections, gt: GroundTruth, threshold: float = 0.5, class_aware: bool = True) -> np.ndarray:
+    """Detections lying in a crowd region (of their class when `class_aware`): intersection over the
+    detection's own area >= threshold, pycocotools' crowd IoU. Such a detection is neither right nor wrong."""
+    crowd = gt.iscrowd
+    if len(dets) == 0 or not crowd.any():
+        return np.zeros(len(dets), dtype=bool)
+    d, g = dets.xyxy.astype(np.float64), gt.xyxy[crowd].astype(np.float64)
+    wh = np.clip(np.minimum(d[:, None, 2:], g[None, :, 2:]) - np.maximum(d[:, None, :2], g[None, :, :2]), 0, None)
+    area = np.prod(np.clip(d[:, 2:] - d[:, :2], 0, None), axis=1)
+    ioa = np.prod(wh, axis=2) / np.maximum(area, 1e-12)[:, None]
+    if class_aware:
+        ioa = np.where(dets.class_ids[:, None] == gt.class_ids[crowd][None, :], ioa, 0.0)
+    return (ioa >= threshold).any(axis=1)

@@ -60,10 +60,12 @@ def resolve_thresholds(num_classes: int, default: float, per_class=None, class_n
 
 def operating_point(matches: dict, gt_classes_per_image: list[np.ndarray], num_classes: int,
                     thresholds: np.ndarray) -> OperatingPoint:
-    """Counts at `thresholds` from `coco_metrics(..., return_matches=True)["matches"]` (IoU 0.5, all areas)."""
+    """Counts at `thresholds` from `coco_metrics(..., return_matches=True)["matches"]` (IoU 0.5, all areas).
+    `gt_classes_per_image`: the classes of the boxes to find (`GroundTruth.counted`: no crowd regions)."""
     matched = matches["matched"][0, 0]  # area "all", IoU 0.50
+    ignored = matches["ignored"][0, 0]  # matched to a crowd region: neither a true nor a false positive
     cls, img, score = matches["det_class"], matches["det_image"], matches["det_score"]
-    kept = score >= thresholds[cls]
+    kept = (score >= thresholds[cls]) & ~ignored
     n_img = len(gt_classes_per_image)
     tp_img = np.zeros((n_img, num_classes), dtype=np.int64)
     hit = kept & matched

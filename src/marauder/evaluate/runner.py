@@ -139,7 +139,7 @@ def evaluate_model(model, dataset_yaml, *, split: str = "test", imgsz: int | Non
                                                                f"model {model_label}", split)
     n = len(predictions)
     coco = coco_metrics(predictions, ground_truths, nc, return_matches=True)
-    op = operating_point(coco["matches"], [g.class_ids for g in ground_truths], nc, thresholds)
+    op = operating_point(coco["matches"], [g.counted for g in ground_truths], nc, thresholds)
     matches = coco["matches"]
     curve = reliability(matches["det_score"], matches["matched"][0, 0], bins=ece_bins)
     cm = confusion_matrix(predictions, ground_truths, nc, thresholds)

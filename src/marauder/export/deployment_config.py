@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config.sections.deploy import DeploymentConfig, ExportConfig
+from ..errors import ConfigError
 from ..log import get_logger
 
 log = get_logger("export")
@@ -74,6 +75,12 @@ def build_deployment_config(*, class_names: list[str], imgsz: int, models: list[
     tta = dict(choices.tta)
     if deploy_cfg.tta is not None:
         tta["enabled"] = bool(deploy_cfg.tta)
+    upscales = [s for s in tta.get("scales", []) if float(s) > 1] if tta.get("enabled") else []
+    if upscales:
+        # a view above 1x needs a larger model input; TensorRT engines and static exports have one size
+        raise ConfigError(f"TTA scales {upscales} run the model above its {imgsz}px input, which an exported "
+                          "model cannot: calibrate with tta_calibration.tta.scales <= 1, or deploy without TTA "
+                          f"(deployment.tta: false); from {choices.source or 'the pipeline config'}")
     return {
         "version": 1,
         "class_names": list(class_names),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..evaluate.matching import in_crowd_region
 from ..runtime.calibration import apply_calibrator
 from ..types import Detections, GroundTruth, box_iou
 
@@ -26,15 +27,17 @@ _EPS = 1e-6
 
 # -- labelling ---------------------------------------------------------------------------------------
 def label_detections(dets: Detections, gt: GroundTruth, iou_threshold: float = 0.5) -> np.ndarray:
-    """True-positive flag per detection: greedy by score, one GT box per detection, same class."""
+    """True-positive flag per detection: greedy by score, one GT box per detection, same class.
+    Crowd regions are not boxes to find (see `in_crowd_region`)."""
     labels = np.zeros(len(dets), dtype=bool)
-    if len(dets) == 0 or len(gt) == 0:
+    boxes, classes = gt.xyxy[~gt.iscrowd], gt.counted
+    if len(dets) == 0 or len(classes) == 0:
         return labels
     order = np.argsort(-dets.scores, kind="stable")
-    iou = box_iou(dets.xyxy, gt.xyxy)
-    same_class = dets.class_ids[:, None] == gt.class_ids[None, :]
+    iou = box_iou(dets.xyxy, boxes)
+    same_class = dets.class_ids[:, None] == classes[None, :]
     iou = np.where(same_class, iou, -1.0)
-    taken = np.zeros(len(gt), dtype=bool)
+    taken = np.zeros(len(classes), dtype=bool)
     for d in order:
         candidates = np.where(taken, -1.0, iou[d])
         g = int(np.argmax(candidates))
@@ -65,11 +68,13 @@ class ScoredDetections:
         scores, classes, labels, images = [], [], [], []
         gt_counts = np.zeros((len(ground_truths), num_classes), dtype=np.int64)
         for i, (dets, gt) in enumerate(zip(detections, ground_truths)):
-            scores.append(dets.scores)
-            classes.append(dets.class_ids)
-            labels.append(label_detections(dets, gt, iou_threshold))
-            images.append(np.full(len(dets), i, dtype=np.int64))
-            valid = gt.class_ids[(gt.class_ids >= 0) & (gt.class_ids < num_classes)]
+            flags = label_detections(dets, gt, iou_threshold)
+            keep = flags | ~in_crowd_region(dets, gt, iou_threshold)
+            scores.append(dets.scores[keep])
+            classes.append(dets.class_ids[keep])
+            labels.append(flags[keep])
+            images.append(np.full(int(keep.sum()), i, dtype=np.int64))
+            valid = gt.counted[(gt.counted >= 0) & (gt.counted < num_classes)]
             gt_counts[i] = np.bincount(valid, minlength=num_classes)[:num_classes]
         cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
         return cls(

@@ -23,10 +23,16 @@ class _RuntimePredictor:
                  class_names: list[str] | None = None, imgsz: int | None = None, **_ignored):
         self.detector = Detector(backend, conf=conf, iou=iou, max_det=max_det, class_names=class_names)
         self.class_names = self.detector.class_names
-        self.imgsz = backend.input_hw[0]  # an export has one input size; a different `imgsz` is ignored
+        self.imgsz = backend.input_hw  # an export has one input size; a different `imgsz` option is ignored
+        self.stride = backend.stride
 
-    def predict(self, images: list[np.ndarray]) -> list[Detections]:
-        return [Detections(d.xyxy, d.scores, d.class_ids, d.image_hw) for d in self.detector.predict(images)]
+    def predict(self, images: list[np.ndarray], imgsz=None) -> list[Detections]:
+        """`imgsz` ((h, w)): run at another input size; only a dynamic-shape export accepts one."""
+        try:
+            dets = self.detector.predict(images, input_hw=imgsz)
+        except EdgeError as exc:
+            raise MarauderError(str(exc)) from None
+        return [Detections(d.xyxy, d.scores, d.class_ids, d.image_hw) for d in dets]
 
 
 class OnnxPredictor(_RuntimePredictor):

@@ -219,3 +219,62 @@ def choose_class_thresholds(
             choice.note,
         )
     return out
+
+
+@dataclass(frozen=True)
+class HeldOutPoint:
+    """Precision and recall of a class on images whose thresholds were chosen without them."""
+
+    precision: float
+    recall: float
+    precision_ci: tuple[float, float]
+    recall_ci: tuple[float, float]
+    folds: int
+
+    def as_dict(self) -> dict:
+        r = lambda v: None if not np.isfinite(v) else round(float(v), 4)  # noqa: E731
+        return {"precision": r(self.precision), "recall": r(self.recall),
+                "precision_ci": [r(v) for v in self.precision_ci], "recall_ci": [r(v) for v in self.recall_ci],
+                "folds": self.folds}
+
+
+def heldout_operating_point(
+    scores, class_ids, labels, image_ids, gt_counts, class_names: list[str], *, folds: int = 5,
+    bootstrap: int = 500, seed: int = 0, **choose_kwargs,
+) -> dict[int, HeldOutPoint]:
+    """Cross-fitted precision/recall per class: split the images into `folds`; each fold is judged
+    at the thresholds `choose_class_thresholds(..., **choose_kwargs)` picks on the other folds.
+
+    A threshold reported on the data that chose it is optimistic (it sits exactly where the target was
+    just reached); these numbers estimate what new images of the same kind will see. Intervals
+    resample images. With fewer than two images there is nothing to hold out: nan.
+    """
+    from ..evaluate.bootstrap import bootstrap_ratio_ci
+
+    scores, class_ids = np.asarray(scores, np.float64), np.asarray(class_ids, np.int64)
+    labels, image_ids = np.asarray(labels, bool), np.asarray(image_ids, np.int64)
+    gt_counts = np.asarray(gt_counts, np.int64).reshape(-1, len(class_names))
+    n_images, nc = gt_counts.shape
+    k = min(int(folds), n_images)
+    nan2 = (float("nan"), float("nan"))
+    if k < 2:
+        return {c: HeldOutPoint(float("nan"), float("nan"), nan2, nan2, 0) for c in range(nc)}
+    fold_of_image = np.random.default_rng(seed).permutation(n_images) % k
+    tp = np.zeros((n_images, nc))
+    kept = np.zeros((n_images, nc))
+    for f in range(k):
+        held_image = fold_of_image == f
+        fit_det = ~held_image[image_ids]
+        fit_gt = np.where(held_image[:, None], 0, gt_counts)
+        chosen = choose_class_thresholds(scores[fit_det], class_ids[fit_det], labels[fit_det], image_ids[fit_det],
+                                         fit_gt, class_names, bootstrap=0, seed=seed, **choose_kwargs)
+        t = np.array([chosen[c].threshold if np.isfinite(chosen[c].threshold) else np.inf for c in range(nc)])
+        keep = ~fit_det & (scores >= t[class_ids])
+        np.add.at(tp, (image_ids[keep], class_ids[keep]), labels[keep].astype(np.float64))
+        np.add.at(kept, (image_ids[keep], class_ids[keep]), 1.0)
+    out = {}
+    for c in range(nc):
+        p, p_lo, p_hi = bootstrap_ratio_ci(tp[:, c], kept[:, c], bootstrap, seed=seed + c)
+        r, r_lo, r_hi = bootstrap_ratio_ci(tp[:, c], gt_counts[:, c], bootstrap, seed=seed + nc + c)
+        out[c] = HeldOutPoint(p, r, (p_lo, p_hi), (r_lo, r_hi), k)
+    return out

@@ -59,7 +59,8 @@ class OnnxBackend:
         self.stride = int(meta.get("stride", 32))
         shape = inp.shape
         self.batch = shape[0] if isinstance(shape[0], int) else None
-        if isinstance(shape[2], int) and isinstance(shape[3], int):
+        self.dynamic_hw = not (isinstance(shape[2], int) and isinstance(shape[3], int))
+        if not self.dynamic_hw:
             self.input_hw = (shape[2], shape[3])
         else:  # dynamic spatial axes: use the size it was exported at
             size = ast.literal_eval(meta.get("imgsz", "[640, 640]"))
@@ -161,6 +162,7 @@ class TensorRTBackend:
         self.output_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.output_name)))
         self.batch = shape[0] if shape[0] > 0 else None
         self.input_hw = (int(shape[2]), int(shape[3])) if shape[2] > 0 else tuple(meta.get("imgsz", (640, 640)))
+        self.dynamic_hw = False  # our engines' optimisation profile fixes the spatial size
         self.class_names = _parse_names(meta.get("names"))
         self.stride = int(meta.get("stride", 32))
         self.end2end = bool(meta.get("end2end", False))

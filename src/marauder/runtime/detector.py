@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from .errors import EdgeError
 from .postprocess import decode
 from .preprocess import letterbox, scale_boxes, to_blob
 
@@ -57,11 +58,18 @@ class Detector:
         for start in range(0, n, max(size, 1)):
             yield start, min(start + size, n)
 
-    def predict(self, images: list) -> list:
+    def predict(self, images: list, input_hw=None) -> list:
+        """`input_hw`: run at this input size instead of the model's own (a dynamic-shape model only)."""
+        input_hw = self.input_hw if input_hw is None else (int(input_hw[0]), int(input_hw[1]))
+        if input_hw != self.input_hw and not getattr(self.backend, "dynamic_hw", False):
+            raise EdgeError(f"{getattr(self.backend, 'path', 'model')}: this {getattr(self.backend, 'kind', '')} model has a fixed "
+                            f"{self.input_hw[0]}x{self.input_hw[1]} input and cannot run at "
+                            f"{input_hw[0]}x{input_hw[1]} (a TTA scale above 1 needs a dynamic-shape ONNX export, "
+                            "export.dynamic_batch: true; or use scales <= 1)")
         out = []
         for start, stop in self._chunks(len(images)):
             t0 = time.perf_counter()
-            boxed = [letterbox(img, self.input_hw) for img in images[start:stop]]
+            boxed = [letterbox(img, input_hw) for img in images[start:stop]]
             padded = [b[0] for b in boxed]
             static = self.backend.batch
             if static and len(padded) < static:  # a static-batch model needs a full batch

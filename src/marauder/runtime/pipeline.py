@@ -19,7 +19,7 @@ from .detector import Detector, EdgeDetections
 from .errors import BackendUnavailable, EngineMismatchError
 from .fusion import fuse
 from .package import verify_package
-from .tta import boxes_from_view, transform_image, views_from_config
+from .tta import predict_views, views_from_config
 
 POOLED = "__pooled__"
 log = logging.getLogger("marauder_edge")
@@ -102,16 +102,11 @@ class EdgePipeline:
         """out[image] = list of EdgeDetections, one per (model, view), in original-image pixels."""
         out = [[] for _ in images]
         for det in self.detectors:
-            batch, index = [], []
-            for i, image in enumerate(images):
-                for v, view in enumerate(self.views):
-                    batch.append(image if view.is_identity else transform_image(image, view))
-                    index.append((i, v))
-            for (i, v), d in zip(index, det.predict(batch)):
-                view = self.views[v]
+            mapped = predict_views(lambda batch, hw, det=det: det.predict(batch, input_hw=hw),
+                                   images, self.views, det.input_hw, det.backend.stride)
+            for i, per_view in enumerate(mapped):
                 hw = images[i].shape[:2]
-                xyxy = d.xyxy if view.is_identity else boxes_from_view(d.xyxy, view, hw)
-                out[i].append(EdgeDetections(xyxy, d.scores, d.class_ids, hw))
+                out[i].extend(EdgeDetections(xyxy, d.scores, d.class_ids, hw) for d, xyxy in per_view)
         return out
 
     def fuse_sources(self, sources: list, image_hw: tuple) -> EdgeDetections:

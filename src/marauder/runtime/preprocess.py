@@ -25,10 +25,15 @@ class Letterbox(NamedTuple):
     orig_hw: tuple  # (height, width)
 
 
-def letterbox(image: np.ndarray, new_shape: tuple) -> tuple:
-    """Resize and pad a BGR uint8 image to `new_shape` (h, w). Returns (padded image, Letterbox)."""
+def letterbox(image: np.ndarray, new_shape: tuple, fit_shape: tuple | None = None) -> tuple:
+    """Resize and pad a BGR uint8 image to `new_shape` (h, w). Returns (padded image, Letterbox).
+
+    `fit_shape` (at most `new_shape`): fit the image into this smaller square instead, then pad the
+    rest; a TTA rescale view uses it to run a small view on a fixed-size model input.
+    """
     h0, w0 = image.shape[:2]
-    r = min(new_shape[0] / h0, new_shape[1] / w0)
+    fit = new_shape if fit_shape is None else fit_shape
+    r = min(fit[0] / h0, fit[1] / w0)
     new_w, new_h = max(int(round(w0 * r)), 1), max(int(round(h0 * r)), 1)
     dw, dh = (new_shape[1] - new_w) / 2, (new_shape[0] - new_h) / 2
     # Ultralytics rounds the two sides with -0.1/+0.1 so an odd pad puts the extra pixel bottom/right

@@ -128,29 +128,37 @@ def _digest(paths: list[Path]) -> str:
     return hashlib.sha256("".join(f"{p}\n" for p in paths).encode()).hexdigest()[:16]
 
 
+GATE_BOOTSTRAP = 1000  # resamples of val images for each recall's 95% interval
+
+
 def evaluate_iteration(weights: Path, plan: Plan, cfg: CriticalSpeciesConfig, device) -> dict:
-    """mAP50, mAP50-95 and recall per critical species on val at the operating threshold."""
+    """mAP50, mAP50-95 and recall per critical species (with a 95% CI) on val at the operating threshold."""
     from ..evaluate.runner import evaluate_model
 
     report = evaluate_model(weights, plan.spec.yaml_path, split="val", imgsz=plan.imgsz,
                             critical_species=list(cfg.species), operating_conf=cfg.operating_confidence,
-                            bootstrap=0, worst_examples=0, device=device, batch=cfg.batch_size)
+                            bootstrap=GATE_BOOTSTRAP, worst_examples=0, device=device, batch=cfg.batch_size)
     s = report.summary
-    recall = {name: s["critical_recall"].get(name, {}).get("recall") for name in cfg.species}
-    support = {name: s["critical_recall"].get(name, {}).get("support", 0) for name in cfg.species}
-    return {"mAP50": s.get("mAP50"), "mAP50-95": s.get("mAP50-95"), "recall": recall, "support": support}
+    crit = {name: s["critical_recall"].get(name, {}) for name in cfg.species}
+    return {"mAP50": s.get("mAP50"), "mAP50-95": s.get("mAP50-95"),
+            "recall": {n: c.get("recall") for n, c in crit.items()},
+            "recall_ci": {n: [c.get("ci_low"), c.get("ci_high")] for n, c in crit.items()},
+            "support": {n: c.get("support", 0) for n, c in crit.items()}}
 
 
-def check_gate(recall: dict[str, float | None], support: dict[str, int], min_recall: float) -> dict:
-    """Every critical species must reach min_recall on val; a species without val boxes cannot pass."""
+def check_gate(row: dict, min_recall: float, mode: str = "point") -> dict:
+    """Every critical species must reach min_recall on val (its recall, or with mode 'lower_bound' the
+    low end of its 95% interval); a species without val boxes cannot pass."""
     failures = []
-    for name, r in recall.items():
-        if not support.get(name):
+    for name, r in row["recall"].items():
+        low = (row.get("recall_ci", {}).get(name) or [None])[0]
+        judged = r if mode == "point" else low
+        if not row["support"].get(name):
             failures.append({"species": name, "recall": None, "why": "no boxes of it in the val split"})
-        elif r is None or r < min_recall:
-            failures.append({"species": name, "recall": r, "why": f"recall {r if r is None else round(r, 4)} "
-                                                                   f"< {min_recall}"})
-    return {"passed": not failures, "min_recall": min_recall, "failures": failures}
+        elif judged is None or judged < min_recall:
+            what = "recall" if mode == "point" else "recall CI lower bound"
+            failures.append({"species": name, "recall": r, "why": f"{what} {_f(judged)} < {min_recall}"})
+    return {"passed": not failures, "min_recall": min_recall, "mode": mode, "failures": failures}
 
 
 def _mine(i: int, best: Path, plan: Plan, cfg: CriticalSpeciesConfig, workspace: Workspace, known: set[str],
@@ -271,12 +279,14 @@ def run_critical_species(cfg: CriticalSpeciesConfig, general: GeneralConfig, wor
     best = workspace.critical_best
     final_dir = root / f"iter{plan.iterations}"
     copy_checkpoints(TrainResult(final_dir / "best.pt", final_dir / "last.pt", final_dir), root)
-    gate = check_gate(final["recall"], final["support"], cfg.min_recall)
+    gate = check_gate(final, cfg.min_recall, cfg.gate)
     write_jsonl(root / "metrics.jsonl", [{"step": r["iteration"], **_scalars(r)} for r in rows])
     out = workspace.outputs(STAGE)
     doc = {"species": names, "base_model": plan.base, "data": str(plan.spec.yaml_path),
            "oversampling": cfg.oversampling.model_dump(), "hard_negative_mining": cfg.hard_negative_mining.model_dump(),
-           "operating_confidence": cfg.operating_confidence, "iterations": rows, "gate": gate, "best": str(best)}
+           "operating_confidence": cfg.operating_confidence, "iterations": rows, "gate": gate, "best": str(best),
+           "selection_note": "each iteration's best.pt was chosen on this same val split, so its val numbers lean "
+                             "optimistic; the test split (marauder evaluate) is the unbiased check"}
     report_json = atomic_write_json(out / "report.json", doc)
     report_md = atomic_write_text(out / "report.md", format_report(doc) + "\n")
     return CriticalResult(best, rows, gate, report_json, report_md, plan)
@@ -293,27 +303,35 @@ def _f(v) -> str:
     return "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
 
 
+def _ci(pair) -> str:
+    return "-" if not pair or pair[0] is None else f"{_f(pair[0])}, {_f(pair[1])}"
+
+
 def format_report(doc: dict) -> str:
     """The per-iteration table and the gate's verdict, as plain text (also fine inside Markdown)."""
     species = doc["species"]
-    header = ["iter", "status", "epochs", "train list", "mAP50", "mAP50-95", *[f"R {s}" for s in species],
-              "negatives added", "sent for review", "unreadable"]
+    header = ["iter", "status", "epochs", "train list", "mAP50", "mAP50-95",
+              *[f"R {s} [95% CI]" for s in species], "negatives added", "sent for review", "unreadable"]
     lines = [header]
     for r in doc["iterations"]:
+        recalls = [f"{_f(r['recall'].get(s))} [{_ci(r.get('recall_ci', {}).get(s))}]" for s in species]
         lines.append([str(r["iteration"]), r["status"], str(r["epochs"]), str(r["train_entries"]), _f(r["mAP50"]),
-                      _f(r["mAP50-95"]), *[_f(r["recall"].get(s)) for s in species], str(r["negatives_added"]),
+                      _f(r["mAP50-95"]), *recalls, str(r["negatives_added"]),
                       str(r["sent_for_review"]), str(r["unreadable"])])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     text = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
     gate = doc["gate"]
+    judged = "recall" if gate.get("mode", "point") == "point" else "recall's 95% CI lower bound"
     if gate["passed"]:
-        text.append(f"\nrecall gate passed: every critical species >= {gate['min_recall']} on val "
+        text.append(f"\nrecall gate passed: every critical species' {judged} >= {gate['min_recall']} on val "
                     f"(operating threshold {doc['operating_confidence']})")
     else:
         text.append(f"\nrecall gate FAILED (min_recall {gate['min_recall']}, operating threshold "
                     f"{doc['operating_confidence']}): " + "; ".join(f"{f['species']}: {f['why']}"
                                                                for f in gate["failures"]))
+    if doc.get("selection_note"):
+        text.append(f"note: {doc['selection_note']}")
     reviews = [r["review_package"] for r in doc["iterations"] if r.get("review_package")]
     if reviews:
         text.append("for review (confident detections nobody labelled): " + ", ".join(reviews))

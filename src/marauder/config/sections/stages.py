@@ -100,6 +100,9 @@ class CriticalSpeciesConfig(Section):
     hard_negative_mining: HardNegativeMiningConfig = Field(default_factory=HardNegativeMiningConfig)
     min_recall: float = Field(0.70, ge=0, le=1, description="recall gate per critical species on val")
     operating_confidence: float = Field(0.25, ge=0, le=1, description="threshold the gate's recall is taken at")
+    gate: Literal["point", "lower_bound"] = Field(
+        "point", description="what must reach min_recall: the val recall itself (point), or the lower end of "
+                             "its 95% bootstrap interval over val images (lower_bound: strict, for small val sets)")
     epochs: int | None = Field(None, gt=0, description="null = baseline_yolo.epochs")
     imgsz: int | None = Field(None, description="null = general.imgsz")
     batch_size: int = Field(16, gt=0)

@@ -30,16 +30,18 @@ class UltralyticsPredictor:
         self.class_names = class_names_of(self.model)
         self.imgsz, self.conf, self.iou, self.device = imgsz, conf, iou, device
         self.max_det, self.batch = max_det, batch
+        self.stride = int(max(getattr(self.model.model, "stride", [32])))
 
-    def predict(self, images: list[np.ndarray]) -> list[Detections]:
+    def predict(self, images: list[np.ndarray], imgsz=None) -> list[Detections]:
+        """`imgsz` (int or (h, w)): run at this input size instead of the predictor's own."""
         out: list[Detections] = []
         for start in range(0, len(images), self.batch):
             chunk = images[start:start + self.batch]
             # rect=False: a square letterbox, as every exported (static-shape) model runs, so a .pt and its
             # ONNX export see the same pixels; Ultralytics' minimal-padding default shifts recall by a few %
             results = self.model.predict(
-                chunk, imgsz=self.imgsz, conf=self.conf, iou=self.iou, device=self.device,
-                max_det=self.max_det, verbose=False, batch=len(chunk), rect=False,
+                chunk, imgsz=list(imgsz) if imgsz is not None else self.imgsz, conf=self.conf, iou=self.iou,
+                device=self.device, max_det=self.max_det, verbose=False, batch=len(chunk), rect=False,
             )
             out.extend(results_to_detections(r) for r in results)
         return out
