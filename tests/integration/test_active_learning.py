@@ -368,12 +368,49 @@ def test_merge_adds_train_images_and_new_manifest_version(roundtrip):
     assert new["counts"]["train"]["images"] == json.loads(old_manifest)["counts"]["train"]["images"] + 5
 
 
+def test_crowd_regions_are_kept_apart_through_import_and_merge(roundtrip, tmp_path):
+    """iscrowd 1 boxes: not training labels (as Ultralytics' COCO converter), but a crowd file beside the
+    label that the evaluator reads; a later answer without them clears them."""
+    from marauder.data.dataset import read_ground_truth
+
+    ws = tmp_path / "ws"
+    shutil.copytree(roundtrip["ws"] / "data" / "organized", ws / "data" / "organized")
+    shutil.copytree(roundtrip["ws"] / "outputs", ws / "outputs")
+    vendor = json.loads(json.dumps(roundtrip["vendor"]))
+    school = {"id": 5000, "image_id": 3, "category_id": vendor["annotations"][0]["category_id"],
+              "bbox": [10.0, 10.0, 60.0, 40.0], "area": 2400.0, "iscrowd": 1}
+    vendor["annotations"].append(school)
+    path = tmp_path / "with_crowd.json"
+    path.write_text(json.dumps(vendor))
+    assert run_import(ws, path, "--merge") == 0
+
+    stem = Path(roundtrip["pkg"].entries[2].file).stem
+    annotated = ws / "data" / "annotated" / "labels"
+    plain = roundtrip["expected"][3]
+    assert len(read_labels(annotated / f"{stem}.txt", num_classes=5)) == len(plain)  # no crowd row there
+    crowd_rows = read_labels(annotated / f"{stem}.crowd.txt", num_classes=5)
+    np.testing.assert_allclose(crowd_rows[0, 1:], [40 / W, 30 / H, 60 / W, 40 / H], atol=2e-6)
+    merged = ws / "data" / "organized" / "labels" / "train" / f"{stem}.crowd.txt"
+    assert merged.read_text() == (annotated / f"{stem}.crowd.txt").read_text()
+    gt = read_ground_truth(ws / "data" / "organized" / "images" / "train" / f"{stem}.jpg", num_classes=5)
+    assert gt.iscrowd.sum() == 1 and len(gt.counted) == len(plain)
+    assert sorted(p.name for p in annotated.iterdir() if p.name.endswith(".crowd.txt")) == [f"{stem}.crowd.txt"]
+
+    path.write_text(json.dumps(roundtrip["vendor"]))  # answered again, without the crowd region
+    assert run_import(ws, path, "--merge") == 0
+    assert not (annotated / f"{stem}.crowd.txt").exists()
+    assert merged.read_text() == ""
+    gt = read_ground_truth(ws / "data" / "organized" / "images" / "train" / f"{stem}.jpg", num_classes=5)
+    assert not gt.iscrowd.any()
+
+
 @pytest.mark.parametrize("mutate, message", [
     (lambda v: v["annotations"][3]["bbox"].__setitem__(0, float("nan")),
      "annotations[3] (id 4): bbox[0] must be a finite number, got NaN"),
     (lambda v: v["annotations"][0].pop("image_id"), "annotations[0] (id 1): missing key 'image_id'"),
     (lambda v: v["images"][0].__setitem__("id", "1"), "images[0]: 'id' must be an integer, got str"),
     (lambda v: v.pop("categories"), "top level: missing key 'categories'"),
+    (lambda v: v["annotations"][1].__setitem__("iscrowd", "yes"), "annotations[1] (id 2): 'iscrowd' must be 0 or 1"),
 ])
 def test_malformed_vendor_file_is_one_line_error_and_writes_nothing(roundtrip, tmp_path, capsys, mutate, message):
     vendor = json.loads(json.dumps(roundtrip["vendor"]))

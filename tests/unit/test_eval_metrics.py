@@ -187,3 +187,33 @@ def test_worst_cases_keep_the_worst_critical_errors():
     assert [(e.image, round(e.score, 2)) for e in fps] == [("one.jpg", 0.9), ("one.jpg", 0.6)]
     assert all(e.class_name == "lionfish" and e.crop.shape == (160, 160, 3) for e in fns + fps)
     assert fns[0].to_record()["box"] == [0.0, 0.0, 10.0, 10.0]
+
+
+def _found(gts, hit_every: int):
+    """Detections that find every `hit_every`-th labelled box exactly (score 0.9), others nothing."""
+    out = []
+    for i, g in enumerate(gts):
+        keep = np.arange(len(g)) % hit_every == 0 if i % 2 else np.zeros(len(g), bool)
+        keep |= (i % 2 == 0)
+        out.append(Detections(g.xyxy[keep], np.full(int(keep.sum()), 0.9), g.class_ids[keep], g.image_size))
+    return out
+
+
+@pytest.mark.parametrize(("hit_a", "hit_b", "sign"), [(1, 1, 0), (1, 3, 1), (3, 1, -1)])
+def test_paired_bootstrap_delta(hit_a, hit_b, sign):
+    from marauder.evaluate.bootstrap import paired_bootstrap
+    from marauder.evaluate.coco import coco_metrics
+
+    rng = np.random.default_rng(0)
+    gts = []
+    for _ in range(30):
+        xy = rng.uniform(0, 300, (4, 2))
+        gts.append(GroundTruth(np.c_[xy, xy + 40], np.zeros(4, int), (480, 640)))
+    map50 = lambda p, g: coco_metrics(p, g, 1)["mAP50"]  # noqa: E731
+    res = paired_bootstrap(map50, _found(gts, hit_a), _found(gts, hit_b), gts, n_resamples=200)
+    assert res.resamples == 200 and res.a_ci[0] <= res.a <= res.a_ci[1]
+    if sign == 0:
+        assert res.delta == 0 and res.delta_ci == (0.0, 0.0) and not res.excludes_zero
+    else:
+        assert np.sign(res.delta) == sign and res.excludes_zero
+        assert np.sign(res.delta_ci[0]) == np.sign(res.delta_ci[1]) == sign

@@ -397,3 +397,21 @@ def test_a_class_with_too_few_images_goes_to_train_then_val_and_is_named(tmp_pat
     result = organize(src, tmp_path / "out")
     assert result.counts["train"]["classes"]["b"] == 1 and result.counts["val"]["classes"]["b"] == 1
     assert any("'b' has too few images for 3 splits: only in train, val" in w for w in result.warnings)
+
+
+def test_crowd_regions_travel_with_their_image_and_change_the_fingerprint(tmp_path):
+    from marauder.data.dataset import read_ground_truth
+
+    src = make_source(tmp_path / "src", grouped_spec(3, 2))
+    (src / "labels" / "vid0_f0.crowd.txt").write_text("1 0.3 0.3 0.4 0.4\n")
+    result = organize(src, tmp_path / "out", split=(0.5, 0.25, 0.25))
+    assert not any("no image" in w for w in result.warnings)  # a crowd file is not an orphan label
+    split = splits_of(tmp_path / "out")["vid0_f0.jpg"]
+    image = tmp_path / "out" / "images" / split / "vid0_f0.jpg"
+    gt = read_ground_truth(image, num_classes=2)
+    assert gt.iscrowd.tolist() == [False, True] and gt.counted.tolist() == [0]
+    again = organize(src, tmp_path / "out", split=(0.5, 0.25, 0.25))
+    assert again.unchanged
+    (src / "labels" / "vid0_f0.crowd.txt").write_text("1 0.3 0.3 0.2 0.2\n")
+    with pytest.raises(DataError, match="different organised dataset"):
+        organize(src, tmp_path / "out", split=(0.5, 0.25, 0.25))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..config.sections.stages import ActiveLearningConfig
 from ..errors import DataError, MissingInputError
-from ..formats.yolo import format_labels, xyxy_to_rows
+from ..formats.yolo import crowd_label_path, format_labels, xyxy_to_rows
 from ..fsio import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..log import get_logger
 from ..workspace import Workspace
@@ -86,12 +86,13 @@ def label_name(package_file: str) -> str:
     return Path(package_file).with_suffix(".txt").name
 
 
-def _commit_folder(dest: Path, new_files: dict[str, bytes]) -> None:
-    """Replace `dest` by a copy of itself plus `new_files`, in one rename (hard links keep it cheap)."""
+def _commit_folder(dest: Path, new_files: dict[str, bytes], drop: set[str] = frozenset()) -> None:
+    """Replace `dest` by a copy of itself plus `new_files`, less the files named in `drop`, in one rename
+    (hard links keep it cheap)."""
     with atomic_directory(dest, replace=True) as tmp:
         if dest.is_dir():
             for old in dest.rglob("*"):
-                if old.is_file() and not old.is_symlink():
+                if old.is_file() and not old.is_symlink() and old.relative_to(dest).as_posix() not in drop:
                     target = tmp / old.relative_to(dest)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     try:
@@ -155,11 +156,16 @@ def import_annotations(cfg: ActiveLearningConfig, workspace: Workspace, annotati
                                     tolerance=cfg.box_clip_tolerance, duplicate_iou=cfg.duplicate_iou)
 
     labels: dict[int, str] = {}
+    crowds: dict[int, str] = {}  # crowd regions: their own file beside the labels (crowd_label_path)
     changes = []
-    for iid, boxes in checked.boxes.items():
+    for iid, all_boxes in checked.boxes.items():
         im = pkg.images[iid]
+        boxes = [b for b in all_boxes if not b.crowd]
         rows = xyxy_to_rows([b.xyxy for b in boxes], [b.class_id for b in boxes], (im.height, im.width))
         labels[iid] = format_labels(rows)
+        if crowd := [b for b in all_boxes if b.crowd]:
+            crowds[iid] = format_labels(xyxy_to_rows([b.xyxy for b in crowd], [b.class_id for b in crowd],
+                                                     (im.height, im.width)))
         changes += diff_image(im.file, pkg.pre_annotations.get(iid, []), [(b.class_id, b.xyxy) for b in boxes],
                               pkg.class_names, cfg.match_iou, cfg.moved_iou)
     n_boxes = sum(len(b) for b in checked.boxes.values())
@@ -193,11 +199,16 @@ def import_annotations(cfg: ActiveLearningConfig, workspace: Workspace, annotati
     image_bytes = _package_images(pkg, labels)
     if images_dir is not None:
         _commit_folder(images_dir, {Path(pkg.images[i].file).name: data for i, data in image_bytes.items()})
-    _commit_folder(labels_dir, {label_name(pkg.images[i].file): text.encode() for i, text in labels.items()})
+    label_files = {label_name(pkg.images[i].file): text.encode() for i, text in labels.items()}
+    crowd_files = {i: crowd_label_path(label_name(pkg.images[i].file)).name for i in labels}
+    label_files.update({crowd_files[i]: text.encode() for i, text in crowds.items()})
+    # an image answered again without crowd regions must not keep the old answer's
+    _commit_folder(labels_dir, label_files, drop={crowd_files[i] for i in labels if i not in crowds})
 
     merged = None
     if merge:
-        items = [(Path(pkg.images[i].file).name, image_bytes[i], pkg.sha256[i], labels[i]) for i in sorted(labels)]
+        items = [(Path(pkg.images[i].file).name, image_bytes[i], pkg.sha256[i], labels[i], crowds.get(i, ""))
+                 for i in sorted(labels)]
         from .merge import merge_into_organized
 
         merged, version = merge_into_organized(workspace, pkg.package_id, pkg.path, pkg.class_names, items)

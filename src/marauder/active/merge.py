@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import DataError, MissingInputError
+from ..formats.yolo import crowd_label_path
 from ..fsio import atomic_write_json, atomic_write_text, sha256_file
 from ..workspace import Workspace
 from .vendor_coco import normalize_name
@@ -31,8 +32,9 @@ def _load_manifest(path: Path) -> dict:
 
 
 def merge_into_organized(workspace: Workspace, package_id: str, package_path: Path, class_names: list[str],
-                         items: list[tuple[str, bytes, str, str]]) -> tuple[Path, int]:
-    """items: (file name, image bytes, sha256, label text). Returns (new manifest path, its version)."""
+                         items: list[tuple[str, bytes, str, str, str]]) -> tuple[Path, int]:
+    """items: (file name, image bytes, sha256, label text, crowd-region label text). Returns (new manifest
+    path, its version)."""
     from ..data.dataset import load_dataset_yaml
 
     root = workspace.organized_dir
@@ -49,13 +51,16 @@ def merge_into_organized(workspace: Workspace, package_id: str, package_path: Pa
     images_dir, labels_dir = workspace.organized_images("train"), workspace.organized_labels("train")
 
     placements = []  # (final path, bytes)
-    for name, data, sha, label in items:
+    for name, data, sha, label, crowd in items:
         img_dest = images_dir / name
         if img_dest.exists() and sha256_file(img_dest) != sha:
             raise DataError("a different image with this name is already in the train split", file=str(img_dest))
         if not img_dest.exists():
             placements.append((img_dest, data))
-        placements.append((labels_dir / Path(name).with_suffix(".txt"), label.encode("utf-8")))
+        label_dest = labels_dir / Path(name).with_suffix(".txt")
+        placements.append((label_dest, label.encode("utf-8")))
+        if crowd or crowd_label_path(label_dest).exists():  # an empty file clears an earlier answer's regions
+            placements.append((crowd_label_path(label_dest), crowd.encode("utf-8")))
 
     history = root / "manifests"
     history.mkdir(parents=True, exist_ok=True)
@@ -78,7 +83,7 @@ def merge_into_organized(workspace: Workspace, package_id: str, package_path: Pa
             os.replace(tmp, dest)
         files = [f for f in manifest.get("files", [])
                  if f.get("path") not in {f"images/train/{n}" for n, *_ in items}]
-        for name, _data, sha, label in items:
+        for name, _data, sha, label, _crowd in items:
             classes: dict[str, int] = {}
             for line in label.splitlines():
                 cname = class_names[int(line.split()[0])]

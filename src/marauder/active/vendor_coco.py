@@ -34,6 +34,7 @@ class CocoBox:
     image_id: int
     category_id: int
     bbox: tuple[float, float, float, float]  # x, y, w, h in pixels
+    iscrowd: bool = False  # a COCO crowd region: kept apart, ignored by training, neutral in evaluation
 
     @property
     def label(self) -> str:
@@ -123,7 +124,10 @@ def _parse(doc) -> CocoFile:
             if not is_finite_number(v):
                 what = "NaN" if isinstance(v, float) and v != v else repr(v)[:30]
                 raise DataError(f"{where}: bbox[{j}] must be a finite number, got {what}")
-        boxes.append(CocoBox(i, aid, image_id, category_id, tuple(float(v) for v in bbox)))
+        crowd = ann.get("iscrowd", 0)
+        if type(crowd) not in (int, bool) or crowd not in (0, 1):
+            raise DataError(f"{where}: 'iscrowd' must be 0 or 1, got {crowd!r:.40}")
+        boxes.append(CocoBox(i, aid, image_id, category_id, tuple(float(v) for v in bbox), bool(crowd)))
     info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
     return CocoFile(images, boxes, categories, info)
 
@@ -166,6 +170,7 @@ class AcceptedBox:
     class_id: int
     xyxy: tuple[float, float, float, float]
     clipped: bool
+    crowd: bool = False
 
 
 @dataclass
@@ -232,12 +237,12 @@ def check_against_package(coco: CocoFile, package_images: dict[int, PackageImage
             continue
         cls = mapping[box.category_id]
         dup = next((a for a in out.boxes[pkg.image_id]
-                    if a.class_id == cls and box_iou(np.array(a.xyxy), np.array(xyxy))[0, 0] >= duplicate_iou), None)
+                    if a.class_id == cls and a.crowd == box.iscrowd and box_iou(np.array(a.xyxy), np.array(xyxy))[0, 0] >= duplicate_iou), None)
         if dup is not None:
             iou = box_iou(np.array(dup.xyxy), np.array(xyxy))[0, 0]
             out.rejections.append(Rejection(box.label, pkg.file, f"duplicate of {dup.item} (IoU {iou:.2f})"))
             continue
-        accepted = AcceptedBox(box.label, cls, xyxy, clipped)
+        accepted = AcceptedBox(box.label, cls, xyxy, clipped, box.iscrowd)
         out.boxes[pkg.image_id].append(accepted)
         if clipped:
             out.clipped.append(accepted)

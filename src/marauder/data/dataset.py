@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import DataError, MissingInputError
-from ..formats.yolo import read_labels, rows_to_ground_truth
+from ..formats.yolo import crowd_label_path, read_labels, rows_to_ground_truth
 from ..fsio import IMAGE_SUFFIXES, list_images
 from ..types import GroundTruth
 
@@ -144,7 +144,9 @@ def image_size(image_path: str | Path) -> tuple[int, int]:
 
 def read_ground_truth(image_path: str | Path, label_path: str | Path | None = None,
                       num_classes: int | None = None, size: tuple[int, int] | None = None) -> GroundTruth:
-    """Labels of one image as pixel xyxy. `size` is (height, width); read from the image if omitted."""
+    """Labels of one image as pixel xyxy, with its crowd regions (`crowd_label_path`) flagged.
+    `size` is (height, width); read from the image if omitted."""
     label_path = label_path_for_image(image_path) if label_path is None else Path(label_path)
     rows = read_labels(label_path, num_classes=num_classes, strict=True)
-    return rows_to_ground_truth(rows, size or image_size(image_path))
+    crowd = read_labels(crowd_label_path(label_path), num_classes=num_classes, strict=True)
+    return rows_to_ground_truth(rows, size or image_size(image_path), crowd)

@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import DataError, MissingInputError
+from ..formats.yolo import crowd_label_path, is_crowd_file
 from ..fsio import atomic_directory, atomic_write_json, atomic_write_text, list_images, sha256_file
 from .dataset import SPLIT_NAMES
 from .validate import Issue, check_image, check_label_file
@@ -303,11 +304,13 @@ def _check_fractions(split: Sequence[float]) -> tuple[float, float, float]:
     return fr  # type: ignore[return-value]
 
 
-def _fingerprint(sources: list[SourceImage], names, fractions, seed, group_rule, label_texts) -> str:
+def _fingerprint(sources: list[SourceImage], names, fractions, seed, group_rule, label_texts,
+                 crowd_texts) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([names, list(fractions), seed, group_rule]).encode())
     for src in sources:
-        h.update(f"{src.rel}\0{src.sha256}\0{label_texts[src.rel]}\n".encode())
+        crowd = f"\0crowd\0{crowd_texts[src.rel]}" if src.rel in crowd_texts else ""  # old datasets keep theirs
+        h.update(f"{src.rel}\0{src.sha256}\0{label_texts[src.rel]}{crowd}\n".encode())
     return h.hexdigest()
 
 
@@ -342,13 +345,14 @@ def _place_file(src: Path, dest: Path, link: str) -> None:
 
 def scan_sources(source_images: Path, source_labels: Path, n_classes: int, grouper,
                  skip_invalid: bool, show_progress: bool = True) -> tuple[list[SourceImage], list[Issue], dict]:
-    """Check every source image and label (same checks as validate-data) and read their classes."""
+    """Check every source image and label (same checks as validate-data) and read their classes.
+    Returns (sources, problems, label text per image, crowd-region text per image that has any)."""
     from ..log import progress
 
     images = list_images(source_images, recursive=True)
     if not images:
         raise DataError("no images found", file=str(source_images))
-    sources, problems, label_texts = [], [], {}
+    sources, problems, label_texts, crowd_texts = [], [], {}, {}
     for image in (progress(images, "checking sources") if show_progress else images):
         rel = image.relative_to(source_images)
         label = source_labels / rel.with_suffix(".txt")
@@ -362,6 +366,12 @@ def scan_sources(source_images: Path, source_labels: Path, n_classes: int, group
             if not label_issues:
                 text = label.read_text(encoding="utf-8")
                 classes = tuple(int(float(line.split()[0])) for line in text.splitlines() if line.strip())
+        crowd = crowd_label_path(label)
+        if crowd.is_file():  # COCO crowd regions travel with their image
+            crowd_issues, _ = check_label_file(crowd, n_classes)
+            issues.extend(crowd_issues)
+            if not crowd_issues and (regions := crowd.read_text(encoding="utf-8")).strip():
+                crowd_texts[rel] = regions
         if issues:
             problems.extend(issues)
             continue
@@ -376,7 +386,7 @@ def scan_sources(source_images: Path, source_labels: Path, n_classes: int, group
                         file=str(first.file), line=first.line)
     if not sources:
         raise DataError("every source image has a problem; nothing to organise", file=str(source_images))
-    return sources, problems, label_texts
+    return sources, problems, label_texts, crowd_texts
 
 
 def organize_dataset(
@@ -420,14 +430,15 @@ def organize_dataset(
     class_names, names_from = resolve_names(names, source_images, source_labels, default_names)
     previous = _existing_fingerprint(output)  # fail early, before reading every image
     grouper, group_rule = make_grouper(group_by, source_images)
-    sources, skipped, label_texts = scan_sources(source_images, source_labels, len(class_names), grouper,
-                                                 skip_invalid, show_progress)
+    sources, skipped, label_texts, crowd_texts = scan_sources(source_images, source_labels, len(class_names),
+                                                              grouper, skip_invalid, show_progress)
     warnings = [f"skipped {len(skipped)} source file(s) with problems (first: {skipped[0]})"] if skipped else []
     # A label whose image is missing is dropped; many of them usually mean mismatched names, which
     # would otherwise silently turn every image into a background frame.
     stems = {p.relative_to(source_images).with_suffix("") for p in list_images(source_images, recursive=True)}
     orphans = sorted(p for p in source_labels.rglob("*.txt")
-                     if p.name != "classes.txt" and p.relative_to(source_labels).with_suffix("") not in stems)
+                     if p.name != "classes.txt" and not is_crowd_file(p)
+                     and p.relative_to(source_labels).with_suffix("") not in stems)
     if orphans:
         warnings.append(f"{len(orphans)} label file(s) have no image and are left out (first: {orphans[0]}); "
                         "check that image and label names match")
@@ -447,7 +458,7 @@ def organize_dataset(
         group_rule = f"images (fallback: {group_rule} gave {len(groups)} group(s))"
         unions, groups = _group_images(sources)
 
-    fingerprint = _fingerprint(sources, class_names, fractions, seed, group_rule, label_texts)
+    fingerprint = _fingerprint(sources, class_names, fractions, seed, group_rule, label_texts, crowd_texts)
     if previous is not None and previous == fingerprint:
         log.info("%s already holds this exact dataset; nothing to do", output)
         manifest = json.loads((output / MANIFEST).read_text(encoding="utf-8"))
@@ -475,6 +486,8 @@ def organize_dataset(
             _place_file(src.image, tmp / img_rel, link)
             (tmp / lbl_rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / lbl_rel).write_text(label_texts[src.rel], encoding="utf-8")
+            if src.rel in crowd_texts:
+                (tmp / crowd_label_path(lbl_rel)).write_text(crowd_texts[src.rel], encoding="utf-8")
             per_class = Counter(class_names[c] for c in src.classes)
             counts[s]["images"] += 1
             counts[s]["boxes"] += len(src.classes)

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import DataError
-from ..formats.yolo import parse_label_text
+from ..formats.yolo import crowd_label_path, parse_label_text
 from ..fsio import atomic_write_text, list_images, sha256_file
 from .dataset import SPLIT_NAMES, label_path_for_image, load_dataset_yaml, split_images
 
@@ -211,7 +211,10 @@ def validate_dataset(target: str | Path, *, num_classes: int | None = None, show
             issues, n_boxes = check_label_file(rec.label, nc)
             report.n_boxes += n_boxes
             report.issues.extend(Issue(i.kind, i.file, i.message, i.line, rec.split) for i in issues)
-    known = {rec.label.resolve() for rec in records}
+        if (crowd := crowd_label_path(rec.label)).is_file():  # same format, same checks
+            issues, _ = check_label_file(crowd, nc)
+            report.issues.extend(Issue(i.kind, i.file, i.message, i.line, rec.split) for i in issues)
+    known = {p.resolve() for rec in records for p in (rec.label, crowd_label_path(rec.label))}
     for labels_dir in dict.fromkeys(label_dirs):
         if not labels_dir.is_dir():
             continue

@@ -74,13 +74,32 @@ def format_labels(rows: np.ndarray) -> str:
     )
 
 
-def rows_to_ground_truth(rows: np.ndarray, image_size: tuple[int, int]) -> GroundTruth:
-    """YOLO rows -> GroundTruth in pixel xyxy for an image of (height, width)."""
+CROWD_SUFFIX = ".crowd.txt"
+
+
+def crowd_label_path(label_path: str | Path) -> Path:
+    """labels/x.txt -> labels/x.crowd.txt: the image's COCO crowd regions (iscrowd 1: a school, a bed of
+    urchins boxed as one), same row format. Ultralytics never reads it, as its own COCO converter drops
+    crowd boxes; our evaluator ignores detections inside them (pycocotools' semantics)."""
+    path = Path(label_path)
+    return path.with_name(path.stem + CROWD_SUFFIX)
+
+
+def is_crowd_file(path: str | Path) -> bool:
+    return Path(path).name.endswith(CROWD_SUFFIX)
+
+
+def rows_to_ground_truth(rows: np.ndarray, image_size: tuple[int, int], crowd_rows=None) -> GroundTruth:
+    """YOLO rows (and crowd-region rows) -> GroundTruth in pixel xyxy for an image of (height, width)."""
     h, w = image_size
     rows = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+    crowd = np.zeros(len(rows), bool)
+    if crowd_rows is not None and len(crowd_rows):
+        extra = np.asarray(crowd_rows, dtype=np.float64).reshape(-1, 5)
+        rows, crowd = np.r_[rows, extra], np.r_[crowd, np.ones(len(extra), bool)]
     cx, cy, bw, bh = rows[:, 1] * w, rows[:, 2] * h, rows[:, 3] * w, rows[:, 4] * h
     xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
-    return GroundTruth(xyxy, rows[:, 0].astype(np.int64), (h, w))
+    return GroundTruth(xyxy, rows[:, 0].astype(np.int64), (h, w), iscrowd=crowd)
 
 
 def xyxy_to_rows(xyxy: np.ndarray, class_ids: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
