@@ -7,6 +7,10 @@ server's RSS sampled every 50 ms (target flat: the last quarter's peak within 10
 Two server settings in the same run: micro-batching on (serve.max_batch 8, 10 ms window) and off
 (max_batch 1). Peer: the same runtime in-process (EdgePipeline.predict on the decoded JPEG, one at a
 time, no HTTP), so the ratio is what serving over HTTP costs or gains.
+Adversarial phase: the same normal traffic with pixel-bomb batches (PNGs of a few kB that declare
+6000x6000 pixels each) and slowloris clients mixed in, then a burst of single bombs: targets normal
+clients' p99 within 2x of the no-attack run, server peak RSS under 1.5x its idle RSS plus the
+decoded-pixel budget, no 5xx but 503.
 Then schemathesis fuzzes the live server from its OpenAPI document (bounded examples): target no 5xx.
 """
 
@@ -157,6 +161,115 @@ async def load(url: str, images: list[bytes], requests: int, concurrency: int, t
             "statuses": statuses, "timed_out": len(lat) < requests}
 
 
+def bomb_png(side: int) -> bytes:
+    """A valid 1-bit PNG of side x side pixels in a few kB: decoded as BGR it takes 3 * side^2 bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    row_bytes = bytes(1 + (side + 7) // 8)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(row_bytes * side, 9)) + chunk(b"IEND", b""))
+
+
+async def bomb_batches(url: str, bomb: bytes, per_batch: int, stop: asyncio.Event, statuses: dict) -> None:
+    """Batches whose images each pass serve.max_pixels but together declare more than a request may."""
+    import httpx
+
+    files = [("images", (f"{i}.png", bomb, "image/png")) for i in range(per_batch)]
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        while not stop.is_set():
+            try:
+                r = await http.post("/v1/detect/batch", files=files, headers={"X-API-Key": KEY})
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            except httpx.HTTPError as exc:
+                statuses[type(exc).__name__] = statuses.get(type(exc).__name__, 0) + 1
+            await asyncio.sleep(0.05)
+
+
+async def slow_client(url: str, stop: asyncio.Event, counts: dict) -> None:
+    """Slowloris: request headers that trickle in and never finish; reconnects whenever it is dropped."""
+    host, port = url.removeprefix("http://").split(":")
+    while not stop.is_set():
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(b"POST /v1/detect HTTP/1.1\r\nHost: x\r\n")
+            while not stop.is_set():
+                writer.write(b"X-Slow: 1\r\n")
+                await writer.drain()
+                try:
+                    if await asyncio.wait_for(reader.read(1024), 0.5) == b"":
+                        counts["dropped"] = counts.get("dropped", 0) + 1
+                        break
+                except asyncio.TimeoutError:
+                    continue
+        except (ConnectionError, OSError):
+            counts["dropped"] = counts.get("dropped", 0) + 1
+        finally:
+            writer.close()
+
+
+async def under_attack(url: str, images: list[bytes], args, bomb: bytes) -> dict:
+    stop = asyncio.Event()
+    bomb_statuses, slow = {}, {}
+    attackers = [asyncio.create_task(bomb_batches(url, bomb, 4, stop, bomb_statuses)),
+                 *(asyncio.create_task(slow_client(url, stop, slow)) for _ in range(args.slow_clients))]
+    try:
+        result = await load(url, images, args.requests, args.concurrency, args.time_limit)
+    finally:
+        stop.set()
+        await asyncio.gather(*attackers, return_exceptions=True)
+    result.update(bomb_statuses=bomb_statuses, slow_clients_dropped=slow.get("dropped", 0))
+    return result
+
+
+async def single_bomb_burst(url: str, bomb: bytes, count: int) -> dict:
+    """`count` single-image requests at once, each under every per-request limit: the shared budget
+    admits what fits and answers the rest 503 + Retry-After before decoding them."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+        responses = await asyncio.gather(*(http.post("/v1/detect", content=bomb, headers={
+            "Content-Type": "image/png", "X-API-Key": KEY}) for _ in range(count)))
+    statuses = {}
+    for r in responses:
+        statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+    return {"statuses": statuses}
+
+
+def run_attack(package: Path, work: Path, images: list[bytes], args) -> dict:
+    """The normal load with pixel-bomb batches and slow clients mixed in, then a burst of single bombs;
+    RSS against the idle server's plus the configured decoded-pixel budget (3 bytes a pixel)."""
+    server = Server(package, work, f"serve.threads={args.threads}", "serve.max_batch=1", "serve.batch_window_ms=0",
+                    f"serve.max_pixels={args.bomb_side ** 2}", f"serve.max_request_pixels={args.bomb_side ** 2}",
+                    f"serve.max_inflight_pixels={args.inflight_pixels}", "serve.header_timeout_s=2")
+    bomb = bomb_png(args.bomb_side)
+    try:
+        server.wait_ready()
+        sampler = RssSampler(server.proc.pid)
+        sampler.start()
+        time.sleep(1.0)
+        idle = max(r for _, r in sampler.samples)
+        result = asyncio.run(under_attack(server.url, images, args, bomb))
+        result["burst"] = asyncio.run(single_bomb_burst(server.url, bomb, args.burst))
+        sampler.stop_event.set()
+        sampler.join()
+        log = server.log.read_text()
+    finally:
+        server.stop()
+    peak = max(r for _, r in sampler.samples)
+    budget = 3 * args.inflight_pixels
+    result.update(idle_rss_mb=idle / 2**20, peak_rss_mb=peak / 2**20, budget_mb=budget / 2**20,
+                  rss_bound_mb=(1.5 * idle + budget) / 2**20, server_tracebacks=log.count("Traceback"),
+                  bomb_bytes=len(bomb))
+    return result
+
+
+def server_errors(statuses: dict) -> int:
+    return sum(n for code, n in statuses.items() if isinstance(code, int) and code >= 500 and code != 503)
+
+
 def run_load(package: Path, work: Path, images: list[bytes], args, *overrides: str) -> dict:
     import httpx
 
@@ -232,6 +345,11 @@ def main() -> int:
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads, server and peer alike")
     parser.add_argument("--max-examples", type=int, default=10, help="schemathesis examples per operation")
+    parser.add_argument("--bomb-side", type=int, default=6000, help="pixel-bomb side: 6000 = 108 MB decoded")
+    parser.add_argument("--inflight-pixels", type=int, default=80_000_000,
+                        help="serve.max_inflight_pixels in the attack phase (3 bytes each)")
+    parser.add_argument("--slow-clients", type=int, default=4)
+    parser.add_argument("--burst", type=int, default=6, help="single pixel bombs sent at once")
     args = parser.parse_args()
     images = load_images(16)
     work = Path(tempfile.mkdtemp(prefix="bench_serve_"))
@@ -243,6 +361,9 @@ def main() -> int:
         batched = run_load(package, work, images, args, "serve.max_batch=8", "serve.batch_window_ms=10")
         say("load: micro-batching off")
         single = run_load(package, work, images, args, "serve.max_batch=1", "serve.batch_window_ms=0")
+        say(f"load under attack: pixel-bomb batches ({args.bomb_side}^2 px each) and {args.slow_clients} slow "
+            "clients among the same normal traffic, micro-batching off")
+        attacked = run_attack(package, work, images, args)
         say("schemathesis against /openapi.json")
         fuzz = schemathesis(package, work, args.max_examples)
     finally:
@@ -271,13 +392,33 @@ def main() -> int:
             "same run, first quarter", "MiB", "<= 1.10x (flat)", f"peak {single['rss_peak_mb']:.1f} MiB",
             higher_is_better=False),
     ]
+    attack_setup = (f"same traffic, server max_batch 1, plus 1 client posting batches of 4 PNGs that declare "
+                    f"{args.bomb_side}x{args.bomb_side} px each ({attacked['bomb_bytes'] / 1000:.1f} kB; statuses "
+                    f"{attacked['bomb_statuses']}) and {args.slow_clients} slowloris clients (dropped "
+                    f"{attacked['slow_clients_dropped']} times); then {args.burst} single bombs at once: statuses "
+                    f"{attacked['burst']['statuses']}")
+    rows += [
+        row("p99 latency of normal clients, under attack vs no attack", round(attacked["p99_ms"], 1),
+            round(single["p99_ms"], 1), "same traffic, no attackers (batching off)", "ms", "<= 2x", attack_setup,
+            higher_is_better=False),
+        row("server peak RSS under attack vs 1.5x idle RSS + decoded-pixel budget", round(attacked["peak_rss_mb"], 1),
+            round(attacked["rss_bound_mb"], 1), f"idle {attacked['idle_rss_mb']:.1f} MiB, budget "
+            f"{attacked['budget_mb']:.0f} MiB (serve.max_inflight_pixels {args.inflight_pixels})", "MiB", "<= 1.0x",
+            attack_setup, higher_is_better=False),
+        row("5xx other than 503 under attack (normal, bomb and burst requests)",
+            server_errors(attacked["statuses"]) + server_errors(attacked["bomb_statuses"])
+            + server_errors(attacked["burst"]["statuses"]), None, None, "requests", "0",
+            f"normal clients' statuses {attacked['statuses']}; server tracebacks {attacked['server_tracebacks']}",
+            higher_is_better=False),
+    ]
     if fuzz["ran"]:
         rows.append(row("schemathesis (not_a_server_error) exit code", fuzz["exit_code"], None, None, "", "0",
                         f"{args.max_examples} examples/operation, {fuzz['seconds']:.0f}s; server tracebacks "
                         f"{fuzz['server_tracebacks']}; " + " | ".join(fuzz["summary"][-4:]), higher_is_better=False))
     write_result("serve_load", "Cloud service under bounded loopback load; schemathesis on its OpenAPI",
-                 rows, extra={"batched": batched, "single": single, "peer": peer, "schemathesis": fuzz})
-    return 0 if batched["errors"] + single["errors"] == 0 else 1
+                 rows, extra={"batched": batched, "single": single, "peer": peer, "attacked": attacked,
+                                "schemathesis": fuzz})
+    return 0 if batched["errors"] + single["errors"] + attacked["errors"] == 0 else 1
 
 
 if __name__ == "__main__":

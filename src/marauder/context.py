@@ -34,6 +34,13 @@ class Context:
     def start_stage(self, log_name: str, output_dir: Path | None = None) -> logging.Logger:
         """Log to logs/<log_name>.log and save the resolved config beside the stage's outputs."""
         logger = setup_logging(self.workspace.log_file(log_name), self.config.logging.level)
+        from .fsio import clean_leftovers
+        from .journal import recover
+
+        for line in recover(self.workspace.root):  # before any cleaning: a committed plan's staged files
+            logger.info("journal: %s", line)
+        if output_dir is not None and (n := clean_leftovers(output_dir)):
+            logger.info("removed %d leftover(s) of an interrupted run under %s", n, output_dir)
         if output_dir is not None:
             save_resolved(self.config, output_dir)
         logger.info("stage %s: workspace %s, config %s", log_name, self.workspace.root,

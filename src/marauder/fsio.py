@@ -12,6 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# our in-progress names: ".<name>.<random>.tmp" (a write), ".<name>.old" (a folder being swapped out),
+# ".<name>.<random>.part" (a download): never data, never synced, removed (or restored) at start
+LEFTOVER_SUFFIXES = (".tmp", ".old", ".part")
+KILL_HOOK_ENV = "MARAUDER_KILL_AFTER_RENAMES"  # tests: SIGKILL this process after its N-th rename
+_renames = 0
 
 
 def _read_umask() -> int:
@@ -25,6 +30,45 @@ _UMASK = _read_umask()
 FILE_MODE = 0o666 & ~_UMASK  # what a plain open() would give; mkstemp makes 0600
 
 
+def rename(src: str | Path, dst: str | Path) -> None:
+    """os.replace, and every write point the crash tests can kill at (KILL_HOOK_ENV)."""
+    global _renames
+    os.replace(src, dst)
+    _renames += 1
+    if (limit := os.environ.get(KILL_HOOK_ENV)) and _renames >= int(limit):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def is_leftover(name: str) -> bool:
+    return name.startswith(".") and name.endswith(LEFTOVER_SUFFIXES)
+
+
+def clean_leftovers(root: str | Path) -> int:
+    """Remove what killed writes left under `root`; a swapped-out `.<name>.old` folder whose `<name>` is
+    missing (killed between the two renames of a swap) is put back instead. Returns how many."""
+    root = Path(root)
+    if not root.is_dir():
+        return 0
+    found = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            if not is_leftover(name):
+                continue
+            path = Path(dirpath) / name
+            found += 1
+            original = path.with_name(name[1:-len(".old")]) if name.endswith(".old") else None
+            if original is not None and not original.exists():
+                os.replace(path, original)
+            elif path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        dirnames[:] = [d for d in dirnames if not is_leftover(d)]
+    return found
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +79,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        rename(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -60,6 +104,9 @@ def atomic_directory(target: str | Path, *, replace: bool = False) -> Iterator[P
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    old = target.with_name(f".{target.name}.old")
+    if old.is_dir() and not target.exists():  # a swap killed between its renames: the old one is the state
+        os.replace(old, target)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700
     try:
@@ -67,13 +114,12 @@ def atomic_directory(target: str | Path, *, replace: bool = False) -> Iterator[P
         if target.exists():
             if not replace:
                 raise FileExistsError(f"{target} already exists")
-            old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
+            rename(target, old)
+            rename(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, target)
+            rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -398,10 +398,95 @@ def test_crowd_regions_are_kept_apart_through_import_and_merge(roundtrip, tmp_pa
 
     path.write_text(json.dumps(roundtrip["vendor"]))  # answered again, without the crowd region
     assert run_import(ws, path, "--merge") == 0
-    assert not (annotated / f"{stem}.crowd.txt").exists()
-    assert merged.read_text() == ""
+    assert not (annotated / f"{stem}.crowd.txt").exists() and not merged.exists()
     gt = read_ground_truth(ws / "data" / "organized" / "images" / "train" / f"{stem}.jpg", num_classes=5)
     assert not gt.iscrowd.any()
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every file under the workspace (logs aside) -> its sha256 (with the workspace's own path written
+    as <ws>, which reports and manifests name); symlinks and empty folders by name."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if rel.startswith(("logs", ".marauder")):
+            continue
+        if p.is_symlink():
+            out[rel] = f"-> {os.readlink(p)}"
+        elif p.is_dir():
+            out.setdefault(rel + "/", "dir") if not any(p.iterdir()) else None
+        else:
+            out[rel] = sha(p.read_bytes().replace(str(root).encode(), b"<ws>"))
+    return out
+
+
+def fresh_workspace(roundtrip, dest: Path) -> Path:
+    shutil.copytree(roundtrip["ws"] / "data" / "organized", dest / "data" / "organized")
+    shutil.copytree(roundtrip["ws"] / "outputs", dest / "outputs",
+                    ignore=shutil.ignore_patterns("imports"))  # the package only, no earlier import
+    return dest
+
+
+KILLED_IMPORT = "import sys; from marauder.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def test_a_kill_at_every_write_point_then_the_same_command_ends_as_an_uninterrupted_import(roundtrip, tmp_path):
+    """SIGKILL after the N-th rename (marauder.fsio's hook), for every N the import + merge has; the rerun
+    must leave the workspace byte for byte as one uninterrupted run, with no leftovers."""
+    from marauder.fsio import KILL_HOOK_ENV
+
+    want_ws = fresh_workspace(roundtrip, tmp_path / "want")
+    assert run_import(want_ws, roundtrip["vendor_path"], "--merge") == 0
+    want = tree(want_ws)
+    assert not any(Path(k).name.startswith(".") for k in want)
+    kills = 0
+    for n in range(1, 200):
+        ws = fresh_workspace(roundtrip, tmp_path / f"kill{n}")
+        killed = subprocess.run([sys.executable, "-c", KILLED_IMPORT, "import-annotations",
+                                 str(roundtrip["vendor_path"]), "--merge", "--workspace", str(ws)],
+                                env={**os.environ, KILL_HOOK_ENV: str(n)}, capture_output=True, timeout=120)
+        if killed.returncode == 0:
+            break  # fewer than n write points: every one has been tried
+        assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+        kills += 1
+        assert run_import(ws, roundtrip["vendor_path"], "--merge") == 0
+        assert tree(ws) == want, f"killed after rename {n}"
+        shutil.rmtree(ws)
+    assert kills >= 20  # images, labels, report, merged files and manifests: each a write point
+
+
+def test_a_failed_import_keeps_the_last_good_report_and_a_same_reimport_is_a_no_op(roundtrip, tmp_path):
+    ws = fresh_workspace(roundtrip, tmp_path / "ws")
+    assert run_import(ws, roundtrip["vendor_path"], "--merge") == 0
+    report_dir = ws / "outputs" / "active_learning" / "imports" / "pkg-test-0001"
+    organized = ws / "data" / "organized"
+    before = tree(ws)
+    assert json.loads((organized / "manifest.json").read_text())["version"] == 2
+
+    assert run_import(ws, roundtrip["vendor_path"], "--merge") == 0  # the same answer again
+    assert tree(ws) == before  # no manifest v3, the package id not appended again, nothing rewritten
+
+    assert run_import(ws, roundtrip["vendor_path"], "--merge", "--strict") == 2
+    failed = report_dir.with_name("pkg-test-0001.failed")
+    assert json.loads((failed / "import_report.json").read_text())["rejected"]
+    assert {k: v for k, v in tree(ws).items() if ".failed/" not in k} == before  # the good report stands
+    assert run_import(ws, roundtrip["vendor_path"]) == 0 and not failed.exists()
+
+
+def test_output_folder_keeps_what_the_import_does_not_own(roundtrip, tmp_path):
+    """--output writes its files into the sibling images/ folder; a user's symlinked frame, an empty
+    folder and an unrelated file there survive."""
+    ws = fresh_workspace(roundtrip, tmp_path / "ws")
+    images = ws / "mine" / "images"
+    (images / "empty").mkdir(parents=True)
+    frame = tmp_path / "frame.jpg"
+    frame.write_bytes(b"\xff\xd8 a user's frame")
+    (images / "frame.jpg").symlink_to(frame)
+    (images / "notes.txt").write_text("keep me")
+    assert run_import(ws, roundtrip["vendor_path"], "--output", "mine/labels") == 0
+    assert (images / "frame.jpg").is_symlink() and (images / "empty").is_dir()
+    assert (images / "notes.txt").read_text() == "keep me"
+    assert len(list(images.glob("*.jpg"))) == 6  # the frame and the five imported images
 
 
 @pytest.mark.parametrize("mutate, message", [

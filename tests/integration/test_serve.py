@@ -27,6 +27,7 @@ KEY = "test-key-0123456789abcdef"
 RAW_KEY = "second-raw-key-abcdefghijkl"
 MAX_BODY = 1 << 20  # serve.max_body_mb=1
 MAX_PIXELS = 4_000_000
+MAX_REQUEST_PIXELS = 8_000_000
 HEADER_TIMEOUT = 2
 
 
@@ -46,7 +47,7 @@ def start_server(package: Path, workspace: Path, env_keys: str | None, *extra: s
     proc = subprocess.Popen(
         [sys.executable, "-m", "marauder.serve", "--workspace", str(workspace), "--package", str(package),
          "--host", "127.0.0.1", "--port", str(port), "serve.max_body_mb=1", f"serve.max_pixels={MAX_PIXELS}",
-         "serve.batch_window_ms=50", "serve.threads=1", f"serve.header_timeout_s={HEADER_TIMEOUT}", *extra],
+         f"serve.max_request_pixels={MAX_REQUEST_PIXELS}", "serve.batch_window_ms=50", "serve.threads=1", f"serve.header_timeout_s={HEADER_TIMEOUT}", *extra],
         stdout=log, stderr=subprocess.STDOUT, env=env)
     return proc, f"http://127.0.0.1:{port}", workspace / f"server_{port}.log"
 
@@ -211,6 +212,35 @@ def test_bad_images_are_refused(server, images, body, content_type, status, mess
     assert r.status_code == status, r.text
     assert message in r.json()["detail"] and "Traceback" not in r.text
     assert server.get("/readyz").status_code == 200
+
+
+def test_a_batch_of_pixel_bombs_is_refused_from_its_headers(server):
+    """Each image is under serve.max_pixels, together they pass serve.max_request_pixels: 413 before any
+    decoding, in a response as fast as a refusal (the bombs would take ~0.5 GB decoded)."""
+    bomb = bomb_png(1900)  # 3.6 Mpx each, a few kB
+    files = [("images", (f"{i}.png", bomb, "image/png")) for i in range(3)]
+    started = time.monotonic()
+    r = server.post("/v1/detect/batch", files=files)
+    assert r.status_code == 413 and "serve.max_request_pixels" in r.json()["detail"], r.text
+    assert time.monotonic() - started < 5
+    assert metric(server.get("/metrics").text, "marauder_decoded_pixels_in_flight") == 0
+
+
+def test_a_client_that_leaves_mid_upload_is_a_client_event(server):
+    """Not a 500 with a traceback (the fixture checks the log): INFO, and its own metric label."""
+    host, port = server.base_url.host, server.base_url.port
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(f"POST /v1/detect HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\nContent-Type: image/jpeg\r\n"
+                     "Content-Length: 500000\r\n\r\n".encode() + b"\xff\xd8\xff" + bytes(20_000))
+        time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        text = server.get("/metrics").text
+        if metric(text, 'marauder_http_errors_total{reason="client_disconnect",route="/v1/detect"}') >= 1:
+            break
+        time.sleep(0.2)
+    assert metric(text, 'marauder_http_errors_total{reason="client_disconnect",route="/v1/detect"}') == 1
+    assert metric(text, 'marauder_http_requests_total{method="POST",route="/v1/detect",status="500"}') == 0
 
 
 def test_metrics_count_requests_and_errors(server):

@@ -95,6 +95,24 @@ def test_single_file_push_with_delete_keeps_neighbours_and_local_is_under_worksp
     assert keys == {"ckpt/other.pt", "ckpt/best.pt"}
 
 
+def test_partial_downloads_are_never_pushed_and_the_next_pull_removes_them(s3, client, tmp_path):
+    """What a killed pull (or a killed atomic write) leaves has our temp names: push skips them, pull cleans."""
+    remote = "s3://marauder-test/leftovers"
+    client.put_object(Bucket="marauder-test", Key="leftovers/best.pt", Body=b"best weights")
+    dst = tmp_path / "restored"
+    (dst / "sub").mkdir(parents=True)
+    (dst / ".best.pt.1a2b3c4d.part").write_bytes(b"half of the")  # _download's name for a file in flight
+    (dst / "sub" / ".notes.txt.x7y8.tmp").write_bytes(b"half")
+    (dst / ".stale.old").mkdir()
+    (dst / "mine.txt").write_text("a real file")
+    assert _sync(s3, tmp_path, "push", str(dst), remote) == 0
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket="marauder-test")["Contents"]}
+    assert keys == {"leftovers/best.pt", "leftovers/mine.txt"}
+    assert _sync(s3, tmp_path, "pull", str(dst), remote) == 0
+    assert _tree(dst) == {"best.pt": b"best weights", "mine.txt": b"a real file"}
+    assert not any(p.name.startswith(".") for p in dst.rglob("*"))
+
+
 @pytest.mark.slow
 def test_500mb_sparse_file_goes_multipart_without_being_held_in_memory(s3, client, tmp_path):
     """A real `marauder sync push` process: its peak RSS stays far below the file's size."""

@@ -231,3 +231,92 @@ def test_packages_left_unpacked_by_a_killed_server_are_cleaned_at_start(tmp_path
     unrelated.mkdir()
     assert clean_leftovers(tmp_path) == [left]
     assert not left.exists() and mine.is_dir() and other_live.is_dir() and unrelated.is_dir()
+
+
+@pytest.mark.parametrize("limit,holds,refused_at", [
+    (100, [40, 60], None),  # exactly the limit
+    (100, [40, 61], 1),
+    (100, [101], 0),
+    (100, [0, 100, 0], None),
+])
+def test_pixel_budget_refuses_past_its_limit_and_releases_on_exit(limit, holds, refused_at):
+    from contextlib import ExitStack
+
+    from marauder.serve.budget import BudgetExhausted, PixelBudget
+
+    budget = PixelBudget(limit)
+    with ExitStack() as stack:
+        for i, pixels in enumerate(holds):
+            if i == refused_at:
+                with pytest.raises(BudgetExhausted, match="serve.max_inflight_pixels"):
+                    stack.enter_context(budget.hold(pixels))
+                break
+            stack.enter_context(budget.hold(pixels))
+        assert budget.in_use == sum(holds[:refused_at] if refused_at is not None else holds)
+    assert budget.in_use == 0
+    with pytest.raises(RuntimeError), budget.hold(limit):  # an error inside releases too
+        raise RuntimeError
+    assert budget.in_use == 0
+
+
+def test_pixel_limits_must_nest():
+    from marauder.config.sections.deploy import ServeConfig
+
+    with pytest.raises(ValueError, match="pixel limits must nest"):
+        ServeConfig(max_pixels=10, max_request_pixels=5, max_inflight_pixels=20)
+    with pytest.raises(ValueError, match="pixel limits must nest"):
+        ServeConfig(max_pixels=10, max_request_pixels=30, max_inflight_pixels=20)
+
+
+class GatedPipeline(FailingPipeline):
+    """Holds every batch until `release` is set, so a request can be kept in flight."""
+
+    def __init__(self):
+        import threading
+
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def predict(self, images):
+        from marauder.runtime.detector import EdgeDetections
+
+        self.entered.set()
+        assert self.release.wait(30)
+        return [EdgeDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), im.shape[:2])
+                for im in images]
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_decoded_pixels_are_budgeted_per_request_and_across_requests_in_flight():
+    """A batch whose headers declare too many pixels is refused before decoding (413); while one request
+    holds the shared budget, the next that would pass it gets 503 + Retry-After, and is served after."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from marauder.config.sections.deploy import ServeConfig
+    from marauder.serve.app import create_app
+
+    side = 1000  # 1 Mpx each
+    cfg = ServeConfig(require_api_key=False, max_pixels=side * side, max_request_pixels=2 * side * side,
+                      max_inflight_pixels=3 * side * side, batch_window_ms=0)
+    pipeline = GatedPipeline()
+    big = jpeg(side, side)
+    parts = [("images", (f"{i}.jpg", big, "image/jpeg")) for i in range(3)]
+    app = create_app(pipeline, cfg, load_keys("NONE", None, {}))
+    with TestClient(app) as client, ThreadPoolExecutor(2) as pool:
+        r = client.post("/v1/detect/batch", files=parts)
+        assert r.status_code == 413 and "serve.max_request_pixels" in r.json()["detail"]
+        assert not pipeline.entered.is_set()  # refused from the headers: nothing decoded or run
+
+        holding = pool.submit(client.post, "/v1/detect/batch", files=parts[:2])  # 2 Mpx in flight
+        assert pipeline.entered.wait(30)
+        r = client.post("/v1/detect/batch", files=parts[:2])  # 2 more would make 4 > 3
+        assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+        assert "serve.max_inflight_pixels" in r.json()["detail"]
+        small = pool.submit(client.post, "/v1/detect", content=jpeg(), headers={"Content-Type": "image/jpeg"})
+        pipeline.release.set()
+        assert holding.result(30).status_code == 200 and small.result(30).status_code == 200  # it fitted
+        assert client.post("/v1/detect/batch", files=parts[:2]).status_code == 200
+        metrics = client.get("/metrics").text
+        assert 'marauder_http_errors_total{reason="pixel_budget",route="/v1/detect/batch"} 1.0' in metrics
+        assert "marauder_decoded_pixels_in_flight 0.0" in metrics

@@ -2,12 +2,15 @@
 
 Order of work, so a bad file never leaves half an import behind:
   read + structure check -> find our package -> judge every image and box -> (strict: stop)
-  -> write images, then swap in the labels folder in one rename -> reports -> optional merge.
+  -> (strict or nothing importable: the report goes to imports/<package>.failed, nothing else moves)
+  -> images, labels, crowd regions, report and the optional merge as one transaction (marauder.journal).
 """
 
 from __future__ import annotations
 
-import os
+import io
+import json
+import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +18,8 @@ from pathlib import Path
 from ..config.sections.stages import ActiveLearningConfig
 from ..errors import DataError, MissingInputError
 from ..formats.yolo import crowd_label_path, format_labels, xyxy_to_rows
-from ..fsio import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..fsio import atomic_directory, atomic_write_bytes
+from ..journal import Transaction, recover
 from ..log import get_logger
 from ..workspace import Workspace
 from .package_reader import Package, is_safe_package_id, read_package
@@ -86,23 +90,6 @@ def label_name(package_file: str) -> str:
     return Path(package_file).with_suffix(".txt").name
 
 
-def _commit_folder(dest: Path, new_files: dict[str, bytes], drop: set[str] = frozenset()) -> None:
-    """Replace `dest` by a copy of itself plus `new_files`, less the files named in `drop`, in one rename
-    (hard links keep it cheap)."""
-    with atomic_directory(dest, replace=True) as tmp:
-        if dest.is_dir():
-            for old in dest.rglob("*"):
-                if old.is_file() and not old.is_symlink() and old.relative_to(dest).as_posix() not in drop:
-                    target = tmp / old.relative_to(dest)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        os.link(old, target)
-                    except OSError:
-                        target.write_bytes(old.read_bytes())
-        for name, data in new_files.items():
-            atomic_write_bytes(tmp / name, data)  # a new inode: the linked original stays untouched
-
-
 def _report_docs(package: Package, source: str, checked: CheckedImport, accepted_counts: tuple[int, int, int],
                  mapping_names: dict[str, str]) -> tuple[dict, str]:
     n_images, n_boxes, n_empty = accepted_counts
@@ -144,6 +131,8 @@ def import_annotations(cfg: ActiveLearningConfig, workspace: Workspace, annotati
                        output: str | Path | None = None, package: str | Path | None = None,
                        merge: bool = False, strict: bool = False) -> ImportResult:
     annotations = Path(annotations)
+    for line in recover(workspace.root):  # a killed import or merge: finish (or undo) it first
+        log.info("journal: %s", line)
     doc, source = read_vendor_file(annotations, cfg)
     coco = parse_coco(doc, source)
     vendor_pid = coco.info.get("package_id") if isinstance(coco.info.get("package_id"), str) else None
@@ -178,32 +167,46 @@ def import_annotations(cfg: ActiveLearningConfig, workspace: Workspace, annotati
           "totals": {k: sum(row[k] for row in table.values()) for k in next(iter(table.values()), {})}}
 
     report_dir = workspace.outputs("active_learning") / "imports" / pkg.package_id
-    with atomic_directory(report_dir, replace=True) as tmp:
-        atomic_write_json(tmp / "import_report.json", report)
-        atomic_write_text(tmp / "import_report.md", report_md)
-        atomic_write_json(tmp / "qa_diff.json", {**qa, "changes": changes_as_rows(changes)})
-        atomic_write_text(tmp / "qa_diff.md", _qa_markdown(table, pairs))
-        _write_changes_csv(tmp / "qa_diff.csv", changes)
-        if changes:
-            plot_summary(table, tmp / "qa_diff.png")
-    if strict and checked.rejections:
-        raise DataError(f"{len(checked.rejections)} item(s) rejected (first: {checked.rejections[0].item}: "
-                        f"{checked.rejections[0].reason}); nothing written, see {report_dir / 'import_report.md'}",
-                        file=source)
-    if not labels:
-        raise DataError(f"no image of package {pkg.package_id} could be imported; see "
-                        f"{report_dir / 'import_report.md'}", file=source)
+    report_files = {"import_report.json": _json_bytes(report), "import_report.md": report_md.encode(),
+                    "qa_diff.json": _json_bytes({**qa, "changes": changes_as_rows(changes)}),
+                    "qa_diff.md": _qa_markdown(table, pairs).encode(), "qa_diff.csv": _changes_csv(changes)}
+    if changes:
+        png = io.BytesIO()
+        plot_summary(table, png)
+        report_files["qa_diff.png"] = png.getvalue()
+    failed_dir = report_dir.with_name(f"{pkg.package_id}.failed")
+    if (strict and checked.rejections) or not labels:
+        # the last successful import's report stays as it was; this one goes beside it
+        with atomic_directory(failed_dir, replace=True) as tmp:
+            for name, data in report_files.items():
+                atomic_write_bytes(tmp / name, data)
+        first = checked.rejections[0] if checked.rejections else None
+        raise DataError(f"{len(checked.rejections)} item(s) rejected (first: {first.item}: {first.reason}); "
+                        f"nothing imported, see {failed_dir / 'import_report.md'}" if labels else
+                        f"no image of package {pkg.package_id} could be imported; see "
+                        f"{failed_dir / 'import_report.md'}", file=source)
 
     labels_dir = workspace.path(output) if output else workspace.annotated_labels
     images_dir = labels_dir.with_name("images") if labels_dir.name == "labels" else None
     image_bytes = _package_images(pkg, labels)
-    if images_dir is not None:
-        _commit_folder(images_dir, {Path(pkg.images[i].file).name: data for i, data in image_bytes.items()})
-    label_files = {label_name(pkg.images[i].file): text.encode() for i, text in labels.items()}
-    crowd_files = {i: crowd_label_path(label_name(pkg.images[i].file)).name for i in labels}
-    label_files.update({crowd_files[i]: text.encode() for i, text in crowds.items()})
-    # an image answered again without crowd regions must not keep the old answer's
-    _commit_folder(labels_dir, label_files, drop={crowd_files[i] for i in labels if i not in crowds})
+    # one transaction: images, labels, crowd regions, the report and the merge (marauder.journal);
+    # only files the import writes are touched, whatever else the user keeps in these folders
+    txn = Transaction(workspace.root, f"import-{pkg.package_id}")
+    for i, text in labels.items():
+        name = Path(pkg.images[i].file).name
+        if images_dir is not None:
+            txn.write(images_dir / name, image_bytes[i])
+        label = labels_dir / label_name(name)
+        txn.write(label, text.encode())
+        if i in crowds:
+            txn.write(crowd_label_path(label), crowds[i].encode())
+        else:  # an image answered again without crowd regions must not keep the old answer's
+            txn.delete(crowd_label_path(label))
+    for name, data in report_files.items():
+        txn.write(report_dir / name, data)
+    for stale in report_dir.iterdir() if report_dir.is_dir() else []:
+        if stale.is_file() and stale.name not in report_files:
+            txn.delete(stale)
 
     merged = None
     if merge:
@@ -211,7 +214,11 @@ def import_annotations(cfg: ActiveLearningConfig, workspace: Workspace, annotati
                  for i in sorted(labels)]
         from .merge import merge_into_organized
 
-        merged, version = merge_into_organized(workspace, pkg.package_id, pkg.path, pkg.class_names, items)
+        merged, version = merge_into_organized(workspace, pkg.package_id, pkg.path, pkg.class_names, items, txn)
+    txn.commit()
+    if failed_dir.is_dir():
+        shutil.rmtree(failed_dir, ignore_errors=True)
+    if merge:
         log.info("merged %d images into %s (dataset manifest version %d)", len(items),
                  workspace.organized_images("train"), version)
     log.info("imported %d images / %d boxes from package %s into %s; %d rejected, %d not returned; report %s",
@@ -237,9 +244,12 @@ def _package_images(pkg: Package, wanted) -> dict[int, bytes]:
     return out
 
 
-def _write_changes_csv(path: Path, changes) -> None:
+def _json_bytes(obj) -> bytes:
+    return (json.dumps(obj, indent=2) + "\n").encode()
+
+
+def _changes_csv(changes) -> bytes:
     import csv
-    import io
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -247,4 +257,4 @@ def _write_changes_csv(path: Path, changes) -> None:
     for c in changes:
         w.writerow([c.image, c.change, c.class_before, c.class_after, f"{c.iou:.4f}",
                     " ".join(map(str, c.box_before)), " ".join(map(str, c.box_after))])
-    atomic_write_text(path, buf.getvalue())
+    return buf.getvalue().encode()

@@ -2,21 +2,20 @@
 
 The organised dataset's manifest.json gets a new version; the one it replaces is kept as
 manifests/manifest_v<N>.json, so `git diff`-style questions ("what did package X add?") stay
-answerable. All checks run before the first file moves; files placed before a failure are removed.
+answerable. All checks run before anything is staged, and the merge is part of the import's
+transaction (marauder.journal): a kill leaves either the old dataset or, after the rerun, the new one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from ..errors import DataError, MissingInputError
 from ..formats.yolo import crowd_label_path
-from ..fsio import atomic_write_json, atomic_write_text, sha256_file
+from ..fsio import sha256_file
+from ..journal import Transaction
 from ..workspace import Workspace
 from .vendor_coco import normalize_name
 
@@ -32,9 +31,10 @@ def _load_manifest(path: Path) -> dict:
 
 
 def merge_into_organized(workspace: Workspace, package_id: str, package_path: Path, class_names: list[str],
-                         items: list[tuple[str, bytes, str, str, str]]) -> tuple[Path, int]:
-    """items: (file name, image bytes, sha256, label text, crowd-region label text). Returns (new manifest
-    path, its version)."""
+                         items: list[tuple[str, bytes, str, str, str]], txn: Transaction) -> tuple[Path, int]:
+    """Adds the merge to `txn` (committed by the caller with the import). items: (file name, image bytes,
+    sha256, label text, crowd-region label text). Returns (manifest path, the version it will have): the
+    current one when the package is already merged with these very files (a re-import is a no-op)."""
     from ..data.dataset import load_dataset_yaml
 
     root = workspace.organized_dir
@@ -50,68 +50,49 @@ def merge_into_organized(workspace: Workspace, package_id: str, package_path: Pa
     version = int(manifest.get("version", 1))
     images_dir, labels_dir = workspace.organized_images("train"), workspace.organized_labels("train")
 
-    placements = []  # (final path, bytes)
+    pending = len(txn.writes) + len(txn.deletes)
     for name, data, sha, label, crowd in items:
         img_dest = images_dir / name
         if img_dest.exists() and sha256_file(img_dest) != sha:
             raise DataError("a different image with this name is already in the train split", file=str(img_dest))
         if not img_dest.exists():
-            placements.append((img_dest, data))
+            txn.write(img_dest, data)
         label_dest = labels_dir / Path(name).with_suffix(".txt")
-        placements.append((label_dest, label.encode("utf-8")))
-        if crowd or crowd_label_path(label_dest).exists():  # an empty file clears an earlier answer's regions
-            placements.append((crowd_label_path(label_dest), crowd.encode("utf-8")))
+        txn.write(label_dest, label.encode("utf-8"))
+        if crowd:
+            txn.write(crowd_label_path(label_dest), crowd.encode("utf-8"))
+        else:  # answered again without crowd regions: the earlier answer's go
+            txn.delete(crowd_label_path(label_dest))
+    merged_before = manifest.get("merged_packages", [])
+    if package_id in merged_before and len(txn.writes) + len(txn.deletes) == pending:
+        return manifest_path, version  # the same answer merged again: nothing changes
 
     history = root / "manifests"
-    history.mkdir(parents=True, exist_ok=True)
     previous = history / f"manifest_v{version}.json"
     if not previous.exists():
-        shutil.copy2(manifest_path, previous)
-
-    placed: list[tuple[Path, Path | None]] = []  # (path, backup of what it replaced)
-    try:
-        for dest, data in placements:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            backup = None
-            if dest.exists():
-                backup = dest.with_name(f".{dest.name}.premerge")
-                os.replace(dest, backup)
-            placed.append((dest, backup))
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, dest)
-        files = [f for f in manifest.get("files", [])
-                 if f.get("path") not in {f"images/train/{n}" for n, *_ in items}]
-        for name, _data, sha, label, _crowd in items:
-            classes: dict[str, int] = {}
-            for line in label.splitlines():
-                cname = class_names[int(line.split()[0])]
-                classes[cname] = classes.get(cname, 0) + 1
-            files.append({"path": f"images/train/{name}", "label": f"labels/train/{Path(name).stem}.txt",
-                          "sha256": sha, "split": "train", "group": f"active:{package_id}",
-                          "source": f"{package_path}!images/{name}", "classes": classes})
-        new = dict(manifest)
-        new.update({
-            "version": version + 1,
-            "files": files,
-            "previous_version": previous.relative_to(root).as_posix(),
-            # a changed fingerprint makes `marauder organize` refuse to silently overwrite merged labels
-            "fingerprint": hashlib.sha256(f"{manifest.get('fingerprint')}+{package_id}".encode()).hexdigest(),
-            "merged_packages": [*manifest.get("merged_packages", []), package_id],
-            "counts": _recount(files, class_names),
-        })
-        atomic_write_json(history / f"manifest_v{version + 1}.json", new)
-        atomic_write_text(manifest_path, json.dumps(new, indent=2) + "\n")
-    except BaseException:
-        for dest, backup in reversed(placed):
-            dest.unlink(missing_ok=True)
-            if backup is not None:
-                os.replace(backup, dest)
-        raise
-    for _dest, backup in placed:
-        if backup is not None:
-            backup.unlink(missing_ok=True)
+        txn.write(previous, manifest_path.read_bytes())
+    files = [f for f in manifest.get("files", []) if f.get("path") not in {f"images/train/{n}" for n, *_ in items}]
+    for name, _data, sha, label, _crowd in items:
+        classes: dict[str, int] = {}
+        for line in label.splitlines():
+            cname = class_names[int(line.split()[0])]
+            classes[cname] = classes.get(cname, 0) + 1
+        files.append({"path": f"images/train/{name}", "label": f"labels/train/{Path(name).stem}.txt",
+                      "sha256": sha, "split": "train", "group": f"active:{package_id}",
+                      "source": f"{package_path}!images/{name}", "classes": classes})
+    new = dict(manifest)
+    new.update({
+        "version": version + 1,
+        "files": files,
+        "previous_version": previous.relative_to(root).as_posix(),
+        # a changed fingerprint makes `marauder organize` refuse to silently overwrite merged labels
+        "fingerprint": hashlib.sha256(f"{manifest.get('fingerprint')}+{package_id}".encode()).hexdigest(),
+        "merged_packages": merged_before if package_id in merged_before else [*merged_before, package_id],
+        "counts": _recount(files, class_names),
+    })
+    text = (json.dumps(new, indent=2) + "\n").encode("utf-8")
+    txn.write(history / f"manifest_v{version + 1}.json", text)
+    txn.write(manifest_path, text)  # last in the plan: the manifest moves only once its files are in place
     return manifest_path, version + 1
 
 

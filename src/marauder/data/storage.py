@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..errors import MarauderError, mask_url_credentials
+from ..fsio import clean_leftovers, is_leftover, rename
 from ..log import get_logger, progress
 
 log = get_logger("sync")
@@ -172,10 +174,10 @@ def list_local(root: Path) -> dict[str, Path]:
         return {root.name: root}
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if not is_leftover(d))
         for f in sorted(filenames):
             p = Path(dirpath) / f
-            if p.is_file():  # regular files and links to them
+            if p.is_file() and not is_leftover(f):  # regular files and links to them; never our temp files
                 out[p.relative_to(root).as_posix()] = p
     return out
 
@@ -250,6 +252,8 @@ def pull(client, remote: Remote, local: Path, settings: TransferSettings, delete
         raise StorageError(f"nothing under {remote}")
     cfg = _transfer_config(settings)
     result = SyncResult()
+    if not dry_run:
+        clean_leftovers(local)  # partial downloads of a killed pull
     for rel, obj in progress(sorted(objects.items()), f"pull <- {remote}"):
         target = local / PurePosixPath(rel)
         if not _inside(local, target):
@@ -259,9 +263,7 @@ def pull(client, remote: Remote, local: Path, settings: TransferSettings, delete
                 result.skipped.append(rel)
                 continue
             if not dry_run:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                # boto3 downloads to a temporary name and renames: no half file on a kill
-                client.download_file(remote.bucket, remote.key(rel), str(target), Config=cfg)
+                _download(client, remote.bucket, remote.key(rel), target, cfg)
         except Exception as exc:
             raise _explain(exc, f"downloading {remote.key(rel)}") from None
         result.transferred.append(rel)
@@ -272,6 +274,20 @@ def pull(client, remote: Remote, local: Path, settings: TransferSettings, delete
                 (local / rel).unlink()
             result.deleted.append(rel)
     return result
+
+
+def _download(client, bucket: str, key: str, target: Path, cfg) -> None:
+    """To `.<name>.<random>.part` beside the target, then one rename: a kill leaves no half file under
+    the real name, and the leftover has a name that push skips and the next pull removes."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with open(part, "wb") as fh:
+            client.download_fileobj(bucket, key, fh, Config=cfg)
+        rename(part, target)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
 
 
 def _inside(root: Path, path: Path) -> bool:

@@ -19,10 +19,12 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ..config.sections.deploy import ServeConfig
 from .batcher import MicroBatcher, Overloaded
-from .images import ImageRejected, check_content_type, decode_image, media_type
+from .budget import BudgetExhausted, PixelBudget
+from .images import ImageRejected, Upload, check_content_type, check_image, decode_upload, media_type
 from .keys import KeyStore
 from .metrics import ServiceMetrics
 from .schemas import BatchResponse, DetectResponse, ErrorBody, Health, ImageResult, ModelInfo
@@ -131,9 +133,10 @@ def _body_doc(multipart_field: str, many: bool) -> dict:
 
 def _error_responses(*codes: int) -> dict:
     text = {400: "not a readable image, or a malformed request", 401: "missing or invalid API key",
-            413: "body over serve.max_body_mb, or image over serve.max_pixels",
+            413: "body over serve.max_body_mb, or images over serve.max_pixels / serve.max_request_pixels",
             415: "not a JPEG, PNG, WebP or BMP image", 422: "invalid parameters",
-            503: "model not ready or queue full (retry)", 504: "the model did not answer in time"}
+            503: "model not ready, queue full or decoded-pixel budget in use (retry after Retry-After)",
+            504: "the model did not answer in time"}
     return {c: {"model": ErrorBody, "description": text[c]} for c in codes}
 
 
@@ -151,6 +154,7 @@ def create_app(pipeline, cfg: ServeConfig, keys: KeyStore) -> FastAPI:
         thresholds_applied=bool(getattr(pipeline, "apply_thresholds", True)), max_batch=cfg.max_batch)
     metrics.info.labels(backend=info.backend, models=",".join(info.models), classes=str(len(class_names))).set(1)
     draining = False
+    budget = PixelBudget(cfg.max_inflight_pixels)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -190,6 +194,13 @@ def create_app(pipeline, cfg: ServeConfig, keys: KeyStore) -> FastAPI:
         fields = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}" for e in exc.errors())
         return error(request, 422, "invalid_parameters", fields or "invalid request")
 
+    @app.exception_handler(ClientDisconnect)
+    async def _client_left(request: Request, exc: ClientDisconnect):
+        # the client went away mid-upload: its event, not a server error (499 as nginx logs it; never sent)
+        client = request.client.host if request.client else "client"
+        log.info("%s disconnected before its request body was complete (%s)", client, _route_of(request.scope))
+        return error(request, 499, "client_disconnect", "client closed the connection")
+
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):
         request_id = uuid.uuid4().hex
@@ -227,8 +238,23 @@ def create_app(pipeline, cfg: ServeConfig, keys: KeyStore) -> FastAPI:
         check_content_type(kind)
         return [(await request.body(), kind, False)]
 
-    async def detect_one(data: bytes, content_type: str, generic_ok: bool) -> ImageResult:
-        image = await run_in_threadpool(decode_image, data, content_type, cfg.max_pixels, generic_ok)
+    async def check_uploads(uploads: list[tuple[bytes, str, bool]], numbered: bool) -> list[Upload]:
+        """Every check that needs no decoding, image by image, then the request's pixel budget."""
+        checked = []
+        for i, (data, content_type, generic_ok) in enumerate(uploads):
+            try:
+                checked.append(await run_in_threadpool(check_image, data, content_type, cfg.max_pixels, generic_ok))
+            except ImageRejected as exc:
+                raise ImageRejected(exc.status, exc.reason, f"image {i}: {exc.message}" if numbered
+                                    else exc.message) from None
+        total = sum(u.pixels for u in checked)
+        if total > cfg.max_request_pixels:
+            raise ImageRejected(413, "request_too_many_pixels", f"the images declare {total} pixels together; "
+                                f"the limit is {cfg.max_request_pixels} (serve.max_request_pixels)")
+        return checked
+
+    async def detect_one(upload: Upload) -> ImageResult:
+        image = await run_in_threadpool(decode_upload, upload)
         try:
             dets = await asyncio.wait_for(batcher.submit(image), cfg.request_timeout_s)
         except Overloaded as exc:
@@ -241,6 +267,22 @@ def create_app(pipeline, cfg: ServeConfig, keys: KeyStore) -> FastAPI:
             metrics.detections.labels(class_name=rec["class_name"]).inc()
         return ImageResult(width=image.shape[1], height=image.shape[0], detections=records)
 
+    async def detect_all(uploads: list[tuple[bytes, str, bool]], numbered: bool) -> list[ImageResult]:
+        """Decoded only under the shared pixel budget, which is held until every image of the request
+        is done (a failed image does not release it while its siblings still run)."""
+        checked = await check_uploads(uploads, numbered)
+        try:
+            with budget.hold(sum(u.pixels for u in checked)):
+                done = await asyncio.gather(*(detect_one(u) for u in checked), return_exceptions=True)
+        except BudgetExhausted as exc:  # raised by hold() only, before anything is decoded
+            raise ApiError(503, "pixel_budget", f"busy: {exc}; retry shortly", headers={"Retry-After": "1"}) from None
+        for i, result in enumerate(done):
+            if isinstance(result, ImageRejected) and numbered:
+                raise ImageRejected(result.status, result.reason, f"image {i}: {result.message}") from None
+            if isinstance(result, BaseException):
+                raise result
+        return done
+
     deps = [Depends(require_key)]
 
     @app.post("/v1/detect", response_model=DetectResponse, dependencies=deps, openapi_extra=_body_doc("image", False),
@@ -248,8 +290,7 @@ def create_app(pipeline, cfg: ServeConfig, keys: KeyStore) -> FastAPI:
     async def detect(request: Request):
         """One image, as the raw body (Content-Type image/jpeg, image/png, image/webp, image/bmp) or as
         the multipart part `image`. Boxes are pixels of the image sent; scores are calibrated."""
-        (data, content_type, generic_ok), = await read_images(request, many=False)
-        result = await detect_one(data, content_type, generic_ok)
+        result, = await detect_all(await read_images(request, many=False), numbered=False)
         return DetectResponse(request_id=uuid.uuid4().hex, **result.model_dump())
 
     @app.post("/v1/detect/batch", response_model=BatchResponse, dependencies=deps,
@@ -258,16 +299,8 @@ def create_app(pipeline, cfg: ServeConfig, keys: KeyStore) -> FastAPI:
     async def detect_batch(request: Request):
         """Up to serve.max_images_per_request images as multipart parts `images`; results in the same order.
         One unreadable image fails the whole request, naming its position."""
-        uploads = await read_images(request, many=True)
-
-        async def numbered(i: int, upload: tuple) -> ImageResult:
-            try:
-                return await detect_one(*upload)
-            except ImageRejected as exc:
-                raise ImageRejected(exc.status, exc.reason, f"image {i}: {exc.message}") from None
-
-        done = await asyncio.gather(*(numbered(i, u) for i, u in enumerate(uploads)))
-        return BatchResponse(request_id=uuid.uuid4().hex, results=list(done))
+        results = await detect_all(await read_images(request, many=True), numbered=True)
+        return BatchResponse(request_id=uuid.uuid4().hex, results=results)
 
     @app.get("/healthz", response_model=Health, summary="Liveness: the process answers")
     async def healthz():
@@ -284,6 +317,7 @@ def create_app(pipeline, cfg: ServeConfig, keys: KeyStore) -> FastAPI:
              summary="Prometheus metrics")
     async def prometheus_metrics():
         metrics.queue_depth.set(batcher.depth())
+        metrics.pixels_in_flight.set(budget.in_use)
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -95,8 +96,21 @@ def _complete(data: bytes, fmt: str) -> bool:
     return True
 
 
-def decode_image(data: bytes, content_type: str | None, max_pixels: int, allow_generic: bool = False) -> np.ndarray:
-    """Checked bytes -> BGR uint8 (H, W, 3), or ImageRejected (415 type, 413 too many pixels, 400 broken)."""
+class Upload(NamedTuple):
+    """An upload whose type, header size and completeness were checked; nothing is decoded yet."""
+
+    data: bytes
+    fmt: str
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def check_image(data: bytes, content_type: str | None, max_pixels: int, allow_generic: bool = False) -> Upload:
+    """Checks everything that does not need decoding: ImageRejected (415 type, 413 too many pixels, 400 broken)."""
     check_content_type(content_type, allow_generic)
     if not data:
         raise ImageRejected(400, "empty", "empty image")
@@ -115,9 +129,21 @@ def decode_image(data: bytes, content_type: str | None, max_pixels: int, allow_g
                             f"the limit is {max_pixels} (serve.max_pixels)")
     if not _complete(data, fmt):
         raise ImageRejected(400, "bad_image", f"{fmt} image is truncated (no end marker)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return Upload(data, fmt, width, height)
+
+
+def decode_upload(upload: Upload) -> np.ndarray:
+    """A checked upload -> BGR uint8 (H, W, 3); never more pixels than its header declared (that is
+    what the pixel budget reserved)."""
+    image = cv2.imdecode(np.frombuffer(upload.data, np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
-        raise ImageRejected(400, "bad_image", f"{fmt} image cannot be decoded (corrupt or truncated)")
-    if image.shape[0] * image.shape[1] > max_pixels:  # headers that lied
-        raise ImageRejected(413, "too_many_pixels", f"decoded image has more than {max_pixels} pixels")
+        raise ImageRejected(400, "bad_image", f"{upload.fmt} image cannot be decoded (corrupt or truncated)")
+    if image.shape[0] * image.shape[1] > upload.pixels:  # headers that lied
+        raise ImageRejected(400, "bad_image", f"decoded {upload.fmt} image is {image.shape[1]}x{image.shape[0]}, "
+                            f"not the {upload.width}x{upload.height} its header declares")
     return image
+
+
+def decode_image(data: bytes, content_type: str | None, max_pixels: int, allow_generic: bool = False) -> np.ndarray:
+    """Checked bytes -> BGR uint8 (H, W, 3): check_image, then decode_upload."""
+    return decode_upload(check_image(data, content_type, max_pixels, allow_generic))

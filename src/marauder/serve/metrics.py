@@ -32,6 +32,8 @@ class ServiceMetrics:
         self.inference = Histogram("marauder_inference_duration_seconds", "runtime predict time per batch",
                                    buckets=LATENCY_BUCKETS, registry=r)
         self.queue_depth = Gauge("marauder_inference_queue_depth", "images waiting for the model", registry=r)
+        self.pixels_in_flight = Gauge("marauder_decoded_pixels_in_flight", "decoded pixels held by requests "
+                                      "(serve.max_inflight_pixels bounds it)", registry=r)
         self.images = Counter("marauder_images", "images run through the model", registry=r)
         self.detections = Counter("marauder_detections", "detections returned, by class", ["class_name"],
                                   registry=r)
