@@ -2,7 +2,7 @@
 
   python bench/run_all.py                 all benchmarks
   python bench/run_all.py download eval   only those whose name contains a word given
-  python bench/run_all.py --collect-only  rebuild the tables from the last results in bench/out/
+  python bench/run_all.py --collect-only  rebuild the tables: results.json updated by bench/out/*.json
 """
 
 from __future__ import annotations
@@ -33,7 +33,13 @@ def main() -> int:
         print(f"== {script.name}: exit {rc} in {time.time() - start:.0f}s", flush=True)
         if rc:
             failures.append(script.name)
-    results = [json.loads(p.read_text()) for p in sorted(OUT_DIR.glob("*.json"))]
+    # the last figures of every benchmark: results.json as committed, updated by whatever ran here
+    previous = HERE / "results.json"
+    by_name = {r["name"]: r for r in json.loads(previous.read_text())["benchmarks"]} if previous.is_file() else {}
+    for path in sorted(OUT_DIR.glob("*.json")):
+        result = json.loads(path.read_text())
+        by_name[result["name"]] = result
+    results = [by_name[name] for name in sorted(by_name)]
     (HERE / "results.json").write_text(json.dumps({"machine": machine(), "benchmarks": results}, indent=2))
     lines = ["# Benchmark results", "", f"Machine: {machine()}", "",
              "| benchmark | metric | ours | peer | peer value | ratio | target |", "|---|---|---|---|---|---|---|"]

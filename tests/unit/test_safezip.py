@@ -146,6 +146,48 @@ def test_json_size_limit_checked_before_reading(tmp_path):
     assert str(p) in str(err.value)
 
 
+def _coco(n: int, *, polygons: bool = False) -> bytes:
+    seg = ', "segmentation": [[10.5, 20.25, 30.5, 20.25, 30.5, 40.75, 10.5, 40.75]]' if polygons else ""
+    anns = ", ".join(f'{{"id": {i}, "image_id": {i % 50 + 1}, "category_id": 3, "bbox": [12.5, 40.25, 30.0, '
+                     f'22.75], "area": 682.5, "iscrowd": 0{seg}}}' for i in range(n))
+    images = ", ".join(f'{{"id": {i + 1}, "file_name": "images/f{i}.jpg", "width": 1920, "height": 1080}}'
+                       for i in range(50))
+    return f'{{"images": [{images}], "annotations": [{anns}], "categories": [{{"id": 3, "name": "a"}}]}}'.encode()
+
+
+@pytest.mark.parametrize("kind, accepted", [
+    ("coco", True),
+    ("coco with polygons", True),
+    ("empty objects", False),  # [{}, {}, ...]: 3 bytes each, 72 in memory
+    ("empty arrays", False),
+    ("nested pairs", False),  # [[0], [0], ...]
+    ("unique keys", True),  # {"k0": 0, ...}: counted high enough (a key costs a string and a dict entry)
+])
+def test_json_whose_parse_would_dwarf_its_size_is_refused_before_parsing(kind, accepted):
+    """max_json_mb bounds memory too: at most JSON_MEMORY_FACTOR x the limit, checked by counting."""
+    import tracemalloc
+
+    from marauder.active.safezip import JSON_MEMORY_FACTOR, parsed_size_bound
+
+    n = 100_000
+    data = {"coco": _coco(n // 10), "coco with polygons": _coco(n // 10, polygons=True),
+            "empty objects": b"[" + b"{}," * n + b"{}]", "empty arrays": b"[" + b"[]," * n + b"[]]",
+            "nested pairs": b"[" + b"[0]," * n + b"[0]]",
+            "unique keys": b"{" + b",".join(b'"k%d":0' % i for i in range(n)) + b"}"}[kind]
+    tracemalloc.start()
+    try:
+        if accepted:
+            parse_json_bytes(data, "vendor.json", len(data))
+        else:
+            with pytest.raises(DataError, match=r"memory to parse .* active_learning.max_json_mb"):
+                parse_json_bytes(data, "vendor.json", len(data))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= parsed_size_bound(data)  # the bound holds where we parse
+    assert peak <= JSON_MEMORY_FACTOR * len(data) if accepted else peak < 2 * len(data)  # refused: nothing built
+
+
 def test_nan_parses_so_the_schema_can_name_the_item():
     assert parse_json_bytes(b'{"bbox": [NaN, 1, 2, 3]}', "x", 1000)["bbox"][0] != 0
 

@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import stat
 import zipfile
 import zlib
@@ -150,6 +151,22 @@ def extract_zip(path: str | Path, dest: str | Path, limits: ZipLimits = ZipLimit
     return written
 
 
+# Python objects are far larger than their JSON text: `{},` is 3 bytes and a 72-byte dict. Parsing may
+# take at most this many times the size limit; COCO written by annotation tools is counted at ~17x
+# its size (it takes ~6x: its keys repeat and are shared), a file of empty objects at ~70x.
+JSON_MEMORY_FACTOR = 20
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def parsed_size_bound(data: bytes) -> int:
+    """An upper bound on what json.loads allocates for `data`, from C-speed counts before parsing:
+    72 bytes per object or array, 64 per value (a float, a short string and a list slot), 112 per key
+    (a new string and a dict entry with its spare room), plus two copies of the text. Brackets, commas
+    and colons inside strings count too, so it only errs high."""
+    containers = data.count(b"{") + data.count(b"[")
+    return 72 * containers + 64 * (data.count(b",") + containers) + 112 * data.count(b":") + 2 * len(data)
+
+
 def parse_json_bytes(data: bytes, source: str, max_bytes: int):
     """Parse JSON of at most `max_bytes`; bad UTF-8 or syntax is an error naming `source`.
 
@@ -157,10 +174,14 @@ def parse_json_bytes(data: bytes, source: str, max_bytes: int):
     """
     if len(data) > max_bytes:
         raise DataError(f"JSON is {len(data)} bytes, more than the limit of {max_bytes}", file=source)
+    if (need := parsed_size_bound(data)) > JSON_MEMORY_FACTOR * max_bytes:
+        raise DataError(f"JSON would take up to {need / 2**20:.0f} MB of memory to parse ({len(data)} bytes of "
+                        f"mostly tiny values); the limit is {JSON_MEMORY_FACTOR} x the size limit "
+                        f"({JSON_MEMORY_FACTOR * max_bytes / 2**20:.0f} MB: active_learning.max_json_mb)", file=source)
     try:
         doc = json.loads(data.decode("utf-8-sig"))
-        # "\ud800" escapes decode to lone surrogates, which no report or label file can be written with
-        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        if _SURROGATE_ESCAPE.search(data):  # "\ud800" escapes decode to lone surrogates, which no report
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")  # or label file can be written with
         return doc
     except UnicodeEncodeError as exc:
         raise DataError(f"holds text that is not valid Unicode (a lone surrogate escape such as "
