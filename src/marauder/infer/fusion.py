@@ -1,7 +1,8 @@
 """Fuse the detections of several sources (ensemble members, TTA views) of one image into one set.
 
-Works on our `Detections` type, so it fuses PyTorch, ONNX and TensorRT outputs alike. Weighted
-Boxes Fusion is ensemble-boxes'; NMS and Gaussian soft-NMS are small numpy loops here (see `_nms`).
+Works on our `Detections` type, so it fuses PyTorch, ONNX and TensorRT outputs alike. The fusion
+itself is the edge runtime's numpy code (marauder.runtime.fusion: WBF step for step as ensemble-boxes,
+which the tests keep as the oracle), so training-side and deployed pipelines fuse identically.
 Boxes are normalised by the image size (what WBF expects) and the result is mapped back to pixels.
 
 Order of operations, for every method:
@@ -22,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..runtime.fusion import nms_fusion
+from ..runtime.fusion import nms_fusion, weighted_boxes_fusion
 from ..types import Detections
 
 FusionMethod = Literal["wbf", "nms", "soft_nms"]
@@ -95,8 +96,6 @@ def fuse(
         return Detections.empty(size)
 
     if method == "wbf":
-        from ensemble_boxes import weighted_boxes_fusion
-
         out_boxes, out_scores, out_labels = weighted_boxes_fusion(
             boxes, scores, labels, weights=None if weights is None else list(map(float, weights)),
             iou_thr=iou_threshold, skip_box_thr=skip_box_threshold, conf_type=conf_type,

@@ -1,9 +1,9 @@
 """Ensemble fusion in numpy: weighted boxes fusion (WBF), NMS and Gaussian soft-NMS.
 
-WBF follows ensemble-boxes (ZFTurbo) step by step, including its float32 rounding of fused boxes, so
-the runtime fuses exactly like the Python pipeline, which calls that library (the unit tests compare
-the two). NMS and soft-NMS follow marauder.infer.fusion's own loops. Boxes are normalised xyxy in
-[0, 1]; inputs are one (boxes, scores, labels) triple per source (model x TTA view).
+WBF follows ensemble-boxes (ZFTurbo) step by step, including its float32 rounding of fused boxes (the
+unit tests keep that library as the oracle); the Python pipeline (marauder.infer.fusion) calls this
+same code, so both fuse identically. Boxes are normalised xyxy in [0, 1]; inputs are one (boxes,
+scores, labels) triple per source (model x TTA view).
 """
 
 from __future__ import annotations
