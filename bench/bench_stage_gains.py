@@ -262,7 +262,7 @@ def metrics(preds, test: TestSet, critical: tuple[str, ...], thresholds) -> dict
     recall = {c: (float(op.recall[test.names.index(c)]) if c in test.names else None) for c in critical}
     return {"mAP50": coco["mAP50"], "mAP50-95": coco["mAP50-95"],
             "AP_small": None if coco["AP_small"] < 0 else coco["AP_small"],
-            "recall": recall, "ece": reliability(m["det_score"], m["matched"][0, 0], bins=15)["ece"]}
+            "recall": recall, "ece": reliability(m["det_score"], m["matched"][0, 0])["ece"]}
 
 
 def map50_fn(nc: int):

@@ -56,9 +56,10 @@ def bench_set(name: str, group_by: str | None, work: Path) -> tuple[list[dict], 
     from marauder.data.dataset import iter_split, load_dataset_yaml, read_ground_truth
     from marauder.data.organize import organize_dataset
     from marauder.engines.ultralytics.train import train_detector
+    from marauder.evaluate.calibration import expected_calibration_error
     from marauder.evaluate.coco import coco_metrics
     from marauder.infer.calibrate_stage import run_calibrate
-    from marauder.infer.calibration import expected_calibration_error, label_detections
+    from marauder.infer.calibration import label_detections
     from marauder.infer.pipeline_predictor import PipelinePredictor, TTAEnsemble
     from marauder.infer.tta import View
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from marauder.evaluate.calibration import expected_calibration_error
 from marauder.infer.calibration import (
     ScoredDetections,
     choose_calibrator,
-    expected_calibration_error,
     fit_calibrator,
     fit_per_class,
     label_detections,

@@ -2,15 +2,28 @@
 
 A detection counts as correct when COCO matching at IoU 0.5 pairs it with a labelled box of its
 class. Scores are binned into equal-width bins; ECE is the count-weighted mean |accuracy - mean
-score| over the bins.
+score| over the bins. This is the one ECE of the project: the evaluation report, the calibration
+report and the benchmarks all use it, with ECE_BINS bins unless configured (evaluation.ece_bins).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+ECE_BINS = 10
 
-def reliability(scores: np.ndarray, correct: np.ndarray, bins: int = 10) -> dict:
+
+def binning(bins: int = ECE_BINS) -> str:
+    """How the reports state the binning."""
+    return f"{bins} equal-width score bins"
+
+
+def expected_calibration_error(scores, correct, bins: int = ECE_BINS) -> float:
+    """nan when there are no scores."""
+    return reliability(scores, correct, bins)["ece"]
+
+
+def reliability(scores: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> dict:
     """{"ece", "bin_lower", "bin_upper", "mean_score", "accuracy", "count"} (empty bins: nan)."""
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     correct = np.asarray(correct, dtype=np.float64).reshape(-1)

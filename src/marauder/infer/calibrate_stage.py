@@ -18,14 +18,13 @@ import numpy as np
 import yaml
 
 from ..errors import DataError, MarauderError
+from ..evaluate.calibration import ECE_BINS, binning, expected_calibration_error, reliability
 from ..log import get_logger, progress
 from ..types import GroundTruth
 from .calibration import (
     POOLED,
     ScoredDetections,
-    expected_calibration_error,
     fit_per_class,
-    reliability_bins,
     save_calibrator_file,
 )
 from .pipeline_predictor import TTAEnsemble, fusion_kwargs, load_member
@@ -34,7 +33,6 @@ from .thresholds import choose_class_thresholds, heldout_operating_point
 from .tta import views_from_config
 
 log = get_logger("calibrate")
-ECE_BINS = 15
 
 
 # -- calibration data --------------------------------------------------------------------------------
@@ -450,7 +448,7 @@ def _build_report(
         "ece": {
             "before": _num(expected_calibration_error(scored.scores, scored.labels)),
             "after": _num(expected_calibration_error(oof, scored.labels)),
-            "note": f"held-out: {cfg.calibration.folds}-fold cross-validation over images",
+            "note": f"held-out: {cfg.calibration.folds}-fold cross-validation over images; {binning()}",
         },
         "pooled_calibrator": {
             "method": fit.pooled["method"],
@@ -530,22 +528,16 @@ def _reliability_diagram(path: Path, scored: ScoredDetections, calibrated_oof: n
         (axes[0], scored.scores, "raw fused score"),
         (axes[1], calibrated_oof, "calibrated (held out)"),
     ):
-        b = reliability_bins(scores, scored.labels, ECE_BINS)
-        centers = (b["edges"][:-1] + b["edges"][1:]) / 2
-        ok = b["count"] > 0
+        curve = reliability(scores, scored.labels, ECE_BINS)
+        lower, upper = np.array(curve["bin_lower"]), np.array(curve["bin_upper"])
+        accuracy, mean_score = np.array(curve["accuracy"]), np.array(curve["mean_score"])
+        ok = np.array(curve["count"]) > 0
         ax.bar(
-            centers[ok], b["accuracy"][ok], width=0.9 / ECE_BINS, alpha=0.7, label="fraction true positive"
+            ((lower + upper) / 2)[ok], accuracy[ok], width=0.9 / ECE_BINS, alpha=0.7, label="fraction true positive"
         )
         ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
-        ax.plot(
-            b["confidence"][ok],
-            b["accuracy"][ok],
-            "o-",
-            color="C3",
-            ms=3,
-            label="(mean score, fraction TP) per bin",
-        )
-        ece = expected_calibration_error(scores, scored.labels, ECE_BINS)
+        ax.plot(mean_score[ok], accuracy[ok], "o-", color="C3", ms=3, label="(mean score, fraction TP) per bin")
+        ece = curve["ece"]
         ax.set_title(f"{title}\nECE {ece:.4f}")
         ax.set_xlabel("score")
         ax.set_xlim(0, 1)

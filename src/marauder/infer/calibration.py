@@ -101,33 +101,6 @@ def log_loss(probabilities, labels) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
 
 
-def reliability_bins(probabilities, labels, n_bins: int = 15) -> dict:
-    """Equal-width bins: per bin the count, mean confidence and fraction of true positives."""
-    p = np.clip(np.asarray(probabilities, dtype=np.float64), 0, 1)
-    y = np.asarray(labels, dtype=np.float64)
-    idx = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    count = np.bincount(idx, minlength=n_bins)
-    conf = np.bincount(idx, weights=p, minlength=n_bins)
-    acc = np.bincount(idx, weights=y, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return {
-            "edges": np.linspace(0, 1, n_bins + 1),
-            "count": count,
-            "confidence": np.where(count > 0, conf / np.maximum(count, 1), np.nan),
-            "accuracy": np.where(count > 0, acc / np.maximum(count, 1), np.nan),
-        }
-
-
-def expected_calibration_error(probabilities, labels, n_bins: int = 15) -> float:
-    """ECE: bin-weighted mean |fraction of true positives - mean confidence|."""
-    if len(np.asarray(probabilities)) == 0:
-        return float("nan")
-    b = reliability_bins(probabilities, labels, n_bins)
-    used = b["count"] > 0
-    gap = np.abs(b["accuracy"][used] - b["confidence"][used])
-    return float(np.sum(gap * b["count"][used]) / np.sum(b["count"]))
-
-
 # -- fitting one calibrator --------------------------------------------------------------------------
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
