@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..evaluate.bootstrap import bootstrap_ratio_ci
+
 
 @dataclass(frozen=True)
 class ThresholdChoice:
@@ -131,7 +133,8 @@ def bootstrap_pr(
     seed: int = 0,
     alpha: float = 0.05,
 ) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Percentile intervals of precision and recall at a fixed threshold, resampling images."""
+    """Percentile intervals of precision and recall at a fixed threshold, resampling images (the
+    project's one bootstrap, marauder.evaluate.bootstrap)."""
     gt_per_image = np.asarray(gt_per_image, dtype=np.int64)
     n_images = len(gt_per_image)
     nan2 = (float("nan"), float("nan"))
@@ -141,20 +144,12 @@ def bootstrap_pr(
     ids = np.asarray(image_ids, dtype=np.int64)
     tp_img = np.bincount(ids[keep], weights=np.asarray(labels, dtype=np.float64)[keep], minlength=n_images)
     det_img = np.bincount(ids[keep], minlength=n_images).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_images, size=(n_boot, n_images))
-    counts = np.stack([np.bincount(d, minlength=n_images) for d in draws])  # how often each image is drawn
-    tp, det, gt = counts @ tp_img, counts @ det_img, counts @ gt_per_image
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(det > 0, tp / det, np.nan)
-        recall = np.where(gt > 0, tp / gt, np.nan)
-    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
 
-    def interval(v):
-        v = v[np.isfinite(v)]
-        return tuple(float(x) for x in np.percentile(v, q)) if len(v) else nan2
+    def interval(numerator, denominator) -> tuple[float, float]:  # same seed: the same image draws for both
+        _, low, high = bootstrap_ratio_ci(numerator, denominator, n_boot, 1 - alpha, seed)
+        return low, high
 
-    return interval(precision), interval(recall)
+    return interval(tp_img, det_img), interval(tp_img, gt_per_image)
 
 
 def choose_class_thresholds(
