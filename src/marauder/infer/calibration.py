@@ -19,7 +19,7 @@ import numpy as np
 
 from ..evaluate.matching import in_crowd_region
 from ..runtime.calibration import apply_calibrator
-from ..types import Detections, GroundTruth, box_iou
+from ..types import Detections, GroundTruth
 
 POOLED = "__pooled__"
 _EPS = 1e-6
@@ -27,24 +27,11 @@ _EPS = 1e-6
 
 # -- labelling ---------------------------------------------------------------------------------------
 def label_detections(dets: Detections, gt: GroundTruth, iou_threshold: float = 0.5) -> np.ndarray:
-    """True-positive flag per detection: greedy by score, one GT box per detection, same class.
-    Crowd regions are not boxes to find (see `in_crowd_region`)."""
-    labels = np.zeros(len(dets), dtype=bool)
-    boxes, classes = gt.xyxy[~gt.iscrowd], gt.counted
-    if len(dets) == 0 or len(classes) == 0:
-        return labels
-    order = np.argsort(-dets.scores, kind="stable")
-    iou = box_iou(dets.xyxy, boxes)
-    same_class = dets.class_ids[:, None] == classes[None, :]
-    iou = np.where(same_class, iou, -1.0)
-    taken = np.zeros(len(classes), dtype=bool)
-    for d in order:
-        candidates = np.where(taken, -1.0, iou[d])
-        g = int(np.argmax(candidates))
-        if candidates[g] >= iou_threshold:
-            taken[g] = True
-            labels[d] = True
-    return labels
+    """True-positive flag per detection: the evaluator's greedy matcher (by score, one GT box per
+    detection, same class). Crowd regions are not boxes to find (see `in_crowd_region`)."""
+    from ..evaluate.matching import greedy_match
+
+    return greedy_match(dets, gt.without_crowd(), iou_threshold)[0] >= 0
 
 
 @dataclass
