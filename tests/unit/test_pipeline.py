@@ -10,7 +10,7 @@ import pytest
 from marauder.errors import MarauderError
 from marauder.pipeline.fingerprint import fingerprint
 from marauder.pipeline.runner import select_stages, vendor_round_done
-from marauder.pipeline.stages import STAGE_NAMES
+from marauder.pipeline.stages import STAGE_NAMES, STAGES
 from marauder.pipeline.state import PipelineState
 from marauder.workspace import Workspace
 
@@ -90,3 +90,21 @@ def test_fingerprint_ignores_files_training_rewrites_itself(tmp_path):
     (tmp_path / "labels" / "train.cache").write_bytes(b"ultralytics label cache")
     (tmp_path / ".hidden.tmp").write_text("x")
     assert fingerprint({}, [tmp_path]) == base
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+def test_each_stage_declares_every_section_its_command_reads(stage):
+    """The fingerprint follows the declaration, so a section read but not declared would let a config
+    change go unnoticed (the stage would be skipped as up to date)."""
+    import re
+    from pathlib import Path
+
+    from marauder.cli import COMMANDS
+    from marauder.config import MarauderConfig
+    from marauder.pipeline.stages import NOT_FINGERPRINTED
+
+    source = (Path(__file__).resolve().parents[2] / "src" / "marauder" / "commands"
+              / f"{COMMANDS[stage.name]}.py").read_text()
+    read = {m for m in re.findall(r"\bcfg\.([a-z_]+)", source) if m in MarauderConfig.model_fields}
+    assert read - set(NOT_FINGERPRINTED) <= set(stage.sections), f"{stage.name} reads undeclared sections"
+    assert set(stage.sections) <= set(MarauderConfig.model_fields)

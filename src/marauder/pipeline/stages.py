@@ -22,10 +22,14 @@ def _none(ws: Workspace, cfg: MarauderConfig) -> list:
     return []
 
 
+# sections that change how a run is watched, never what it writes: not fingerprinted
+NOT_FINGERPRINTED = ("logging",)
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str  # the marauder subcommand
-    sections: tuple[str, ...]  # config sections whose values the stage depends on
+    sections: tuple[str, ...]  # every config section its command reads, but NOT_FINGERPRINTED (a test checks)
     inputs: Paths = _none
     outputs: Paths = _none
     args: Args = _none
@@ -125,7 +129,7 @@ STAGES: list[Stage] = [
         ],
     ),
     Stage(
-        "ssl-pretrain", ("ssl_pretraining", "general"),
+        "ssl-pretrain", ("ssl_pretraining", "data", "general"),
         # organized/: its train/val crops are the probe, its test images are kept out of the pool
         inputs=lambda ws, cfg: [*ws.unlabelled_dirs, ws.fathomnet_images, ws.organized_dir],
         outputs=lambda ws, cfg: [ws.ssl_best],
@@ -133,14 +137,14 @@ STAGES: list[Stage] = [
         metric=lambda ws: _best_metric(ws, "ssl"),
     ),
     Stage(
-        "train-baseline", ("baseline_yolo", "general", "checkpointing"),
+        "train-baseline", ("baseline_yolo", "ensemble", "general", "checkpointing"),  # ensemble: the one architecture
         inputs=lambda ws, cfg: [ws.organized_dir, *([ws.ssl_best] if cfg.baseline_yolo.use_ssl_backbone else [])],
         outputs=lambda ws, cfg: [ws.baseline_best],
         metric=lambda ws: _best_metric(ws, "baseline"),
     ),
     Stage(
-        "active-learn", ("active_learning",),
-        inputs=lambda ws, cfg: [ws.baseline_best],
+        "active-learn", ("active_learning", "data", "general"),
+        inputs=lambda ws, cfg: [ws.baseline_best, *ws.unlabelled_dirs],  # the pool it picks from
         outputs=lambda ws, cfg: [ws.annotation_package],
     ),
     Stage(
@@ -164,7 +168,7 @@ STAGES: list[Stage] = [
         metric=_multiscale_metric,
     ),
     Stage(
-        "calibrate", ("tta_calibration", "critical_species"),
+        "calibrate", ("tta_calibration", "critical_species", "general"),
         inputs=lambda ws, cfg: [*_deployed_weights(ws, cfg), ws.organized_dir],
         outputs=lambda ws, cfg: [ws.pipeline_config, ws.calibrator],
         args=lambda ws, cfg: [
@@ -174,7 +178,9 @@ STAGES: list[Stage] = [
         metric=_calibrate_metric,
     ),
     Stage(
-        "export", ("export", "deployment", "evaluation"),  # evaluation: --validate's split, the package's nms_iou
+        # evaluation: --validate's split, the package's nms_iou; the training sections: what the package states
+        "export", ("export", "deployment", "evaluation", "baseline_yolo", "critical_species", "ensemble",
+                   "tta_calibration", "general"),
         inputs=lambda ws, cfg: [*_deployed_weights(ws, cfg), ws.pipeline_config],
         outputs=lambda ws, cfg: [ws.deployment_dir / "deployment_config.yaml"],
         args=lambda ws, cfg: [
@@ -185,7 +191,7 @@ STAGES: list[Stage] = [
         metric=_export_metric,
     ),
     Stage(
-        "evaluate", ("evaluation", "critical_species"),
+        "evaluate", ("evaluation", "critical_species", "general"),
         inputs=lambda ws, cfg: [ws.pipeline_config, ws.organized_dir],
         outputs=lambda ws, cfg: [ws.outputs("evaluation") / "pipeline" / "report.json"],
         args=lambda ws, cfg: [
