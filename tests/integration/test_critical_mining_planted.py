@@ -91,7 +91,10 @@ def test_mining_finds_planted_rings_and_their_false_positives_drop(tmp_path):
     from marauder.workspace import Workspace
 
     data, rings = plant(tmp_path / "planted")
-    hyp = {"optimizer": "AdamW", "lr0": 0.004, "warmup_epochs": 0, "mosaic": 0.0, "val": False}
+    # nbs = batch: one optimizer step per batch, as this scene was tuned for (~100 steps). Ultralytics'
+    # own nbs of 64 would accumulate 4 batches per step: 5 epochs of 3 batches are then ~4 steps, too few
+    # for the negatives to teach anything, and iteration 2 (4 batches an epoch) out-steps its control.
+    hyp = {"optimizer": "AdamW", "lr0": 0.004, "warmup_epochs": 0, "mosaic": 0.0, "val": False, "nbs": 16}
     base = train_detector("yolov8n.yaml", data, tmp_path / "base", epochs=BASE_EPOCHS, imgsz=S, batch=16, device="cpu",
                           workers=0, amp=False, overrides=hyp).best
     confidence = 0.01  # a 30-epoch CPU model is never very sure; its strongest false alarms are ~0.02-0.05

@@ -14,61 +14,74 @@ CONF_TYPES = ("avg", "max", "box_and_model_avg", "absent_model_aware_avg")
 
 
 def _prefilter(boxes_list, scores_list, labels_list, weights, thr) -> dict:
-    """label -> rows [label, weighted score, weight, model index, x1, y1, x2, y2], best score first."""
-    grouped = {}
+    """label -> rows [label, weighted score, weight, model index, x1, y1, x2, y2], best score first.
+    ensemble-boxes' prefilter, vectorised: the same rows in the same order (sources, then boxes),
+    labels in order of first appearance, the same argsort."""
+    parts = []
     for t, (boxes, scores, labels) in enumerate(zip(boxes_list, scores_list, labels_list)):
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        for j in range(len(boxes)):
-            score = float(scores[j])
-            if score < thr:
-                continue
-            x1, y1, x2, y2 = (float(v) for v in boxes[j])
-            x1, x2 = min(x1, x2), max(x1, x2)
-            y1, y2 = min(y1, y2), max(y1, y2)
-            x1, y1, x2, y2 = (min(max(v, 0.0), 1.0) for v in (x1, y1, x2, y2))
-            if (x2 - x1) * (y2 - y1) == 0.0:
-                continue  # zero-area boxes carry no location
-            label = int(labels[j])
-            grouped.setdefault(label, []).append(
-                [label, score * weights[t], weights[t], t, x1, y1, x2, y2])
-    for label in grouped:
-        rows = np.array(grouped[label])
-        grouped[label] = rows[rows[:, 1].argsort()[::-1]]
+        if not len(boxes):
+            continue
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        xy = np.clip(np.stack([np.minimum(boxes[:, 0], boxes[:, 2]), np.minimum(boxes[:, 1], boxes[:, 3]),
+                               np.maximum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 1], boxes[:, 3])], 1),
+                     0.0, 1.0)
+        keep = (scores >= thr) & ((xy[:, 2] - xy[:, 0]) * (xy[:, 3] - xy[:, 1]) != 0.0)  # zero area: no location
+        n = int(keep.sum())
+        if n:
+            label = np.asarray(labels).reshape(-1)[keep].astype(np.int64).astype(np.float64)
+            parts.append(np.column_stack([label, scores[keep] * weights[t], np.full(n, weights[t]),
+                                          np.full(n, float(t)), xy[keep]]))
+    if not parts:
+        return {}
+    rows = np.concatenate(parts)
+    labels, first = np.unique(rows[:, 0], return_index=True)
+    grouped = {}
+    for label in labels[np.argsort(first)]:
+        group = rows[rows[:, 0] == label]
+        grouped[int(label)] = group[group[:, 1].argsort()[::-1]]
     return grouped
 
 
-def _weighted_box(cluster: list, conf_type: str) -> np.ndarray:
-    box = np.zeros(8, dtype=np.float32)  # float32 like ensemble-boxes, so fused boxes round the same
-    conf = 0.0
-    weight = 0.0
-    confs = []
-    for b in cluster:
-        box[4:] += b[1] * b[4:]
-        conf += b[1]
-        confs.append(b[1])
-        weight += b[2]
-    box[0] = cluster[0][0]
-    box[1] = max(confs) if conf_type == "max" else conf / len(cluster)
-    box[2] = weight
-    box[3] = -1
-    box[4:] /= conf
-    return box
-
-
-def _best_match(fused: np.ndarray, box: np.ndarray, iou_thr: float) -> int:
-    if fused.shape[0] == 0:
-        return -1
-    b = fused[:, 4:]
-    xa = np.maximum(b[:, 0], box[4])
-    ya = np.maximum(b[:, 1], box[5])
-    xb = np.minimum(b[:, 2], box[6])
-    yb = np.minimum(b[:, 3], box[7])
-    inter = np.maximum(xb - xa, 0) * np.maximum(yb - ya, 0)
-    union = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) + (box[6] - box[4]) * (box[7] - box[5]) - inter
-    iou = inter / union
-    iou[fused[:, 0] != box[0]] = -1
-    best = int(np.argmax(iou))
-    return best if iou[best] > iou_thr else -1
+def _cluster_label(rows: np.ndarray, iou_thr: float, conf_type: str) -> tuple[np.ndarray, list[list[int]]]:
+    """One label's rows (best first) -> fused rows and each cluster's member rows. ensemble-boxes
+    recomputes a cluster's box from all its members at every addition; the running float32 sum here
+    adds the same products in the same order, so the boxes are the same, at a constant cost each.
+    The fused boxes' corners and areas are kept as columns, computed as ensemble-boxes computes them."""
+    n = len(rows)
+    fused = np.empty((n, 8))  # a cluster of one keeps its raw row, as in ensemble-boxes
+    x1, y1, x2, y2, area = (np.empty(n) for _ in range(5))
+    sums = np.zeros((n, 4), dtype=np.float32)  # float32 like ensemble-boxes, so fused boxes round the same
+    conf, best, weight = [0.0] * n, [0.0] * n, [0.0] * n
+    members: list[list[int]] = []
+    for j, (label, score, w, _t, bx1, by1, bx2, by2) in enumerate(rows.tolist()):
+        m = len(members)
+        index = -1
+        if m:
+            inter = (np.maximum(np.minimum(x2[:m], bx2) - np.maximum(x1[:m], bx1), 0)
+                     * np.maximum(np.minimum(y2[:m], by2) - np.maximum(y1[:m], by1), 0))
+            iou = inter / (area[:m] + (bx2 - bx1) * (by2 - by1) - inter)
+            k = int(iou.argmax())
+            index = k if iou[k] > iou_thr else -1
+        if index == -1:
+            index = m
+            members.append([])
+            fused[index] = rows[j]
+        members[index].append(j)
+        sums[index] += rows[j, 1] * rows[j, 4:]
+        conf[index] += rows[j, 1]
+        best[index] = max(best[index], score)
+        weight[index] += w
+        if len(members[index]) > 1:
+            box = np.zeros(8, dtype=np.float32)
+            box[0], box[2], box[3] = label, weight[index], -1
+            box[1] = best[index] if conf_type == "max" else conf[index] / len(members[index])
+            box[4:] = sums[index]
+            box[4:] /= conf[index]
+            fused[index] = box
+        x1[index], y1[index], x2[index], y2[index] = fused[index, 4:].tolist()
+        area[index] = (x2[index] - x1[index]) * (y2[index] - y1[index])
+    return fused[:len(members)], members
 
 
 def weighted_boxes_fusion(boxes_list, scores_list, labels_list, weights=None, iou_thr: float = 0.55,
@@ -85,16 +98,8 @@ def weighted_boxes_fusion(boxes_list, scores_list, labels_list, weights=None, io
     overall = []
     for label in grouped:
         rows = grouped[label]
-        clusters = []
-        fused = np.empty((0, 8))
-        for row in rows:
-            index = _best_match(fused, row, iou_thr)
-            if index != -1:
-                clusters[index].append(row)
-                fused[index] = _weighted_box(clusters[index], conf_type)
-            else:
-                clusters.append([row.copy()])
-                fused = np.vstack((fused, row.copy()))
+        fused, members = _cluster_label(rows, iou_thr, conf_type)
+        clusters = [rows[m] for m in members]
         for i, cluster in enumerate(clusters):
             cluster = np.array(cluster)
             if conf_type == "box_and_model_avg":
