@@ -4,7 +4,8 @@ Data: ../shared/data/underwater-det (critical: starfish, stingray) and ../shared
 (grouped by habitat), the CPU recipe (config/cpu.yaml), from the reference models of
 bench_real_data.py ("Pretrained features"): when that bench's last run matches today's data, config
 and code, its workspace is reused as is; otherwise this bench runs the same `marauder pipeline` first
-and stores the reference for next time.
+and stores the reference for next time. Each ablation's models are kept under the same key, so a
+second run with unchanged data, config and code only predicts and bootstraps.
 
 Rows build on each other; each is one model (or pipeline) evaluated on the test split with our
 evaluator, and its delta is to the row it builds on, paired over the same bootstrap draws of test
@@ -104,6 +105,30 @@ def run_marauder(command: str, ws_root: Path, overrides: list[str], log_name: st
     if rc != 0:
         raise RuntimeError(f"{' '.join(cmd[1:3])} exit {rc}:\n{real.tail(logs / f'{log_name}.log')}")
     return time.perf_counter() - start
+
+
+def cached(root: Path, key: dict, build):
+    """An ablation's result, reused when its folder holds one made for the same key (the reference
+    chain's data, config and code); else built afresh and recorded. Results are paths and seconds."""
+    marker = root / "bench_result.json"
+    want = json.dumps(key, sort_keys=True)
+    if marker.is_file():
+        doc = json.loads(marker.read_text())
+        if doc.get("key") == want:
+            print(f"  reused {root} (same reference chain)", flush=True)
+            return _revive(doc["result"])
+    result = build()
+    marker.write_text(json.dumps({"key": want, "result": _plain(result)}))
+    return result
+
+
+def _revive(obj):
+    """Paths back from _plain's strings (model files are the only strings ending in .pt)."""
+    if isinstance(obj, dict):
+        return {k: _revive(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_revive(v) for v in obj]
+    return Path(obj) if isinstance(obj, str) and obj.endswith(".pt") else obj
 
 
 def fresh(path: Path) -> Path:
@@ -322,14 +347,18 @@ def run_dataset(spec, resamples: int, quick: bool = False) -> dict:
     flat = np.full(len(test.names), op_conf)
     variants = list(cfg.ensemble.variants)
 
+    key = {"reference": real.reference_key(spec.name, quick), "chain": str(ws.root), "epochs": tune_epochs}
     log("ablation: baseline without SSL")
-    no_ssl, no_ssl_s = baseline_without_ssl(ws, spec, base, work)
+    no_ssl, no_ssl_s = cached(work / spec.name / "no_ssl", key, lambda: baseline_without_ssl(ws, spec, base, work))
     log("ablation: oversampling without mining")
-    over, over_s = oversampling_only(ws, spec, base, cfg, work)
+    over, over_s = cached(work / spec.name / "oversampling_only", key,
+                          lambda: oversampling_only(ws, spec, base, cfg, work))
     log("ablation: one model for the ensemble's total epochs")
-    same, same_s = one_model_same_epochs(ws, spec, base, cfg, work)
+    same, same_s = cached(work / spec.name / "same_epochs", key,
+                          lambda: one_model_same_epochs(ws, spec, base, cfg, work))
     log("side experiment: active learning vs random at the same labelling budget")
-    al = active_learning_vs_random(ws, spec, base, cfg, work, tune_epochs, log)
+    al = cached(work / spec.name / "active_learning", key,
+                lambda: active_learning_vs_random(ws, spec, base, cfg, work, tune_epochs, log))
 
     from marauder.infer.pipeline_predictor import PipelinePredictor
 

@@ -54,7 +54,9 @@ def test_variants_train_validate_and_are_skipped_on_rerun(organized_sample, tiny
 
     validation = validate_ensemble(result, cfg, split="val", imgsz=32, batch=8, output_dir=tmp_path / "out")
     rows = {r["model"]: r for r in validation["rows"]}
-    assert list(rows) == ["recall", "precise", "ensemble (wbf)", "ensemble (wbf, no member thresholds)"]
+    assert list(rows) == ["recall", "precise", "ensemble (wbf)", "ensemble (wbf, variant thresholds)"]
+    assert rows["ensemble (wbf)"]["threshold"] is None  # the verdict's row: the members' own protocol
+    assert rows["ensemble (wbf)"]["AR100"] >= rows["ensemble (wbf, variant thresholds)"]["AR100"]
     for r in rows.values():
         assert 0.0 <= r["mAP50-95"] <= 1.0 and 0.0 <= r["mAP50"] <= 1.0
     assert validation["best_member"] in ("recall", "precise")
