@@ -240,7 +240,7 @@ async def single_bomb_burst(url: str, bomb: bytes, count: int) -> dict:
 
 def run_attack(package: Path, work: Path, images: list[bytes], args) -> dict:
     """The normal load with pixel-bomb batches and slow clients mixed in, then a burst of single bombs;
-    RSS against the idle server's plus the configured decoded-pixel budget (3 bytes a pixel)."""
+    RSS against the idle server's plus the configured decoded-pixel budget in bytes (BYTES_PER_PIXEL)."""
     server = Server(package, work, f"serve.threads={args.threads}", "serve.max_batch=1", "serve.batch_window_ms=0",
                     f"serve.max_pixels={args.bomb_side ** 2}", f"serve.max_request_pixels={args.bomb_side ** 2}",
                     f"serve.max_inflight_pixels={args.inflight_pixels}", "serve.header_timeout_s=2")
@@ -259,7 +259,9 @@ def run_attack(package: Path, work: Path, images: list[bytes], args) -> dict:
     finally:
         server.stop()
     peak = max(r for _, r in sampler.samples)
-    budget = 3 * args.inflight_pixels
+    from marauder.serve.budget import BYTES_PER_PIXEL
+
+    budget = BYTES_PER_PIXEL * args.inflight_pixels
     result.update(idle_rss_mb=idle / 2**20, peak_rss_mb=peak / 2**20, budget_mb=budget / 2**20,
                   rss_bound_mb=(1.5 * idle + budget) / 2**20, server_tracebacks=log.count("Traceback"),
                   bomb_bytes=len(bomb))
@@ -347,7 +349,7 @@ def main() -> int:
     parser.add_argument("--max-examples", type=int, default=10, help="schemathesis examples per operation")
     parser.add_argument("--bomb-side", type=int, default=6000, help="pixel-bomb side: 6000 = 108 MB decoded")
     parser.add_argument("--inflight-pixels", type=int, default=80_000_000,
-                        help="serve.max_inflight_pixels in the attack phase (3 bytes each)")
+                        help="serve.max_inflight_pixels in the attack phase")
     parser.add_argument("--slow-clients", type=int, default=4)
     parser.add_argument("--burst", type=int, default=6, help="single pixel bombs sent at once")
     args = parser.parse_args()

@@ -114,10 +114,10 @@ class ServeConfig(Section):
     apply_thresholds: bool = Field(True, description="drop detections below their class's operating threshold")
     max_body_mb: float = Field(10.0, gt=0, description="larger request bodies get 413")
     max_pixels: int = Field(40_000_000, gt=0, description="larger decoded images get 413 (read from the header)")
-    max_request_pixels: int = Field(100_000_000, gt=0, description="decoded pixels of all images in one request "
+    max_request_pixels: int = Field(64_000_000, gt=0, description="decoded pixels of all images in one request "
                                     "(read from the headers before decoding); more get 413")
-    max_inflight_pixels: int = Field(200_000_000, gt=0, description="decoded pixels held by all requests in flight "
-                                     "(3 bytes each); a request that would pass it gets 503 with Retry-After")
+    max_inflight_pixels: int = Field(100_000_000, gt=0, description="decoded pixels held by all requests in flight "
+                                     "(up to 6 bytes each while decoding); a request that would pass it gets 503 with Retry-After")
     max_images_per_request: int = Field(16, ge=1, description="images in one /v1/detect/batch request")
     max_batch: int = Field(8, ge=1, description="images run through the model together")
     batch_window_ms: float = Field(5.0, ge=0, description="wait this long for more requests to batch")
