@@ -420,8 +420,9 @@ def tree(root: Path) -> dict[str, str]:
     return out
 
 
-def fresh_workspace(roundtrip, dest: Path) -> Path:
-    shutil.copytree(roundtrip["ws"] / "data" / "organized", dest / "data" / "organized")
+def fresh_workspace(roundtrip, dest: Path, organized: Path) -> Path:
+    """The organised sample as it was before any test merged into it, and our annotation package."""
+    shutil.copytree(organized, dest / "data" / "organized")
     shutil.copytree(roundtrip["ws"] / "outputs", dest / "outputs",
                     ignore=shutil.ignore_patterns("imports"))  # the package only, no earlier import
     return dest
@@ -430,18 +431,19 @@ def fresh_workspace(roundtrip, dest: Path) -> Path:
 KILLED_IMPORT = "import sys; from marauder.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
-def test_a_kill_at_every_write_point_then_the_same_command_ends_as_an_uninterrupted_import(roundtrip, tmp_path):
+def test_a_kill_at_every_write_point_then_the_same_command_ends_as_an_uninterrupted_import(roundtrip, tmp_path,
+                                                                                           organized_sample):
     """SIGKILL after the N-th rename (marauder.fsio's hook), for every N the import + merge has; the rerun
     must leave the workspace byte for byte as one uninterrupted run, with no leftovers."""
     from marauder.fsio import KILL_HOOK_ENV
 
-    want_ws = fresh_workspace(roundtrip, tmp_path / "want")
+    want_ws = fresh_workspace(roundtrip, tmp_path / "want", organized_sample)
     assert run_import(want_ws, roundtrip["vendor_path"], "--merge") == 0
     want = tree(want_ws)
     assert not any(Path(k).name.startswith(".") for k in want)
     kills = 0
     for n in range(1, 200):
-        ws = fresh_workspace(roundtrip, tmp_path / f"kill{n}")
+        ws = fresh_workspace(roundtrip, tmp_path / f"kill{n}", organized_sample)
         killed = subprocess.run([sys.executable, "-c", KILLED_IMPORT, "import-annotations",
                                  str(roundtrip["vendor_path"]), "--merge", "--workspace", str(ws)],
                                 env={**os.environ, KILL_HOOK_ENV: str(n)}, capture_output=True, timeout=120)
@@ -455,8 +457,9 @@ def test_a_kill_at_every_write_point_then_the_same_command_ends_as_an_uninterrup
     assert kills >= 20  # images, labels, report, merged files and manifests: each a write point
 
 
-def test_a_failed_import_keeps_the_last_good_report_and_a_same_reimport_is_a_no_op(roundtrip, tmp_path):
-    ws = fresh_workspace(roundtrip, tmp_path / "ws")
+def test_a_failed_import_keeps_the_last_good_report_and_a_same_reimport_is_a_no_op(roundtrip, tmp_path,
+                                                                                   organized_sample):
+    ws = fresh_workspace(roundtrip, tmp_path / "ws", organized_sample)
     assert run_import(ws, roundtrip["vendor_path"], "--merge") == 0
     report_dir = ws / "outputs" / "active_learning" / "imports" / "pkg-test-0001"
     organized = ws / "data" / "organized"
@@ -473,10 +476,10 @@ def test_a_failed_import_keeps_the_last_good_report_and_a_same_reimport_is_a_no_
     assert run_import(ws, roundtrip["vendor_path"]) == 0 and not failed.exists()
 
 
-def test_output_folder_keeps_what_the_import_does_not_own(roundtrip, tmp_path):
+def test_output_folder_keeps_what_the_import_does_not_own(roundtrip, tmp_path, organized_sample):
     """--output writes its files into the sibling images/ folder; a user's symlinked frame, an empty
     folder and an unrelated file there survive."""
-    ws = fresh_workspace(roundtrip, tmp_path / "ws")
+    ws = fresh_workspace(roundtrip, tmp_path / "ws", organized_sample)
     images = ws / "mine" / "images"
     (images / "empty").mkdir(parents=True)
     frame = tmp_path / "frame.jpg"
