@@ -108,27 +108,20 @@ def run_marauder(command: str, ws_root: Path, overrides: list[str], log_name: st
 
 
 def cached(root: Path, key: dict, build):
-    """An ablation's result, reused when its folder holds one made for the same key (the reference
-    chain's data, config and code); else built afresh and recorded. Results are paths and seconds."""
+    """An ablation's result (model paths as strings, seconds), reused when its folder holds one made
+    for the same key (the reference chain's data, config and code); else built afresh and recorded."""
+    from marauder.fsio import atomic_write_json
+
     marker = root / "bench_result.json"
     want = json.dumps(key, sort_keys=True)
     if marker.is_file():
         doc = json.loads(marker.read_text())
         if doc.get("key") == want:
             print(f"  reused {root} (same reference chain)", flush=True)
-            return _revive(doc["result"])
-    result = build()
-    marker.write_text(json.dumps({"key": want, "result": _plain(result)}))
+            return doc["result"]
+    result = _plain(build())
+    atomic_write_json(marker, {"key": want, "result": result})
     return result
-
-
-def _revive(obj):
-    """Paths back from _plain's strings (model files are the only strings ending in .pt)."""
-    if isinstance(obj, dict):
-        return {k: _revive(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_revive(v) for v in obj]
-    return Path(obj) if isinstance(obj, str) and obj.endswith(".pt") else obj
 
 
 def fresh(path: Path) -> Path:

@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-from .errors import MarauderError, missing_extra
+from .errors import MarauderError, extras_as_errors
 
 # Stage order follows the training guide. name -> module under marauder.commands
 COMMANDS: dict[str, str] = {
@@ -80,15 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ctx = Context(Workspace.at(args.workspace), args.config, overrides)
     try:
-        return int(args._run(args, ctx) or 0)
+        with extras_as_errors():
+            return int(args._run(args, ctx) or 0)
     except MarauderError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
         return exc.exit_code
-    except ModuleNotFoundError as exc:  # an optional dependency group that is not installed
-        if (missing := missing_extra(exc)) is None:
-            raise
-        console.print(f"[bold red]error:[/] {escape(str(missing))}", highlight=False, markup=True, soft_wrap=True)
-        return missing.exit_code
     except KeyboardInterrupt:
         console.print("interrupted")
         return 130

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
 
@@ -66,7 +68,14 @@ class MissingExtra(MarauderError):
                          f"pip install 'marauder[{extra}]' (or 'marauder[all]')")
 
 
-def missing_extra(exc: ModuleNotFoundError) -> MissingExtra | None:
-    """The MissingExtra for an import that failed because an extra is not installed, else None."""
-    top = (exc.name or "").split(".")[0]
-    return MissingExtra(top, EXTRAS[top]) if top in EXTRAS else None
+@contextmanager
+def extras_as_errors() -> Iterator[None]:
+    """An import that failed because an optional group is not installed becomes its MissingExtra, which
+    the entry points print like every other MarauderError; any other ModuleNotFoundError passes."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top not in EXTRAS:
+            raise
+        raise MissingExtra(top, EXTRAS[top]) from None

@@ -152,8 +152,8 @@ def extract_zip(path: str | Path, dest: str | Path, limits: ZipLimits = ZipLimit
 
 
 # Python objects are far larger than their JSON text: `{},` is 3 bytes and a 72-byte dict. Parsing may
-# take at most this many times the size limit; COCO written by annotation tools is counted at ~17x
-# its size (it takes ~6x: its keys repeat and are shared), a file of empty objects at ~70x.
+# take at most this many times the size limit; COCO written by annotation tools is counted at ~15x
+# its size (it takes ~6x: its keys repeat and are shared), a file of empty objects at ~69x (takes 25x).
 JSON_MEMORY_FACTOR = 20
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 

@@ -236,8 +236,8 @@ def check_against_package(coco: CocoFile, package_images: dict[int, PackageImage
             out.rejections.append(Rejection(box.label, pkg.file, problem))
             continue
         cls = mapping[box.category_id]
-        dup = next((a for a in out.boxes[pkg.image_id]
-                    if a.class_id == cls and a.crowd == box.iscrowd and box_iou(np.array(a.xyxy), np.array(xyxy))[0, 0] >= duplicate_iou), None)
+        dup = next((a for a in out.boxes[pkg.image_id] if a.class_id == cls and a.crowd == box.iscrowd
+                    and box_iou(np.array(a.xyxy), np.array(xyxy))[0, 0] >= duplicate_iou), None)
         if dup is not None:
             iou = box_iou(np.array(dup.xyxy), np.array(xyxy))[0, 0]
             out.rejections.append(Rejection(box.label, pkg.file, f"duplicate of {dup.item} (IoU {iou:.2f})"))

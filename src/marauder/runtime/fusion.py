@@ -99,24 +99,23 @@ def weighted_boxes_fusion(boxes_list, scores_list, labels_list, weights=None, io
     for label in grouped:
         rows = grouped[label]
         fused, members = _cluster_label(rows, iou_thr, conf_type)
-        clusters = [rows[m] for m in members]
-        for i, cluster in enumerate(clusters):
-            cluster = np.array(cluster)
+        for i, m in enumerate(members):
             if conf_type == "box_and_model_avg":
-                fused[i, 1] = fused[i, 1] * len(cluster) / fused[i, 2]
+                cluster = rows[m]
+                fused[i, 1] = fused[i, 1] * len(m) / fused[i, 2]
                 _, idx = np.unique(cluster[:, 3], return_index=True)
                 fused[i, 1] = fused[i, 1] * cluster[idx, 2].sum() / weights.sum()
             elif conf_type == "absent_model_aware_avg":
-                present = np.unique(cluster[:, 3]).astype(int)
+                present = np.unique(rows[m, 3]).astype(int)
                 absent = np.ones(len(weights), dtype=bool)
                 absent[present] = False
-                fused[i, 1] = fused[i, 1] * len(cluster) / (fused[i, 2] + weights[absent].sum())
+                fused[i, 1] = fused[i, 1] * len(m) / (fused[i, 2] + weights[absent].sum())
             elif conf_type == "max":
                 fused[i, 1] = fused[i, 1] / weights.max()
             elif not allows_overflow:
-                fused[i, 1] = fused[i, 1] * min(len(weights), len(cluster)) / weights.sum()
+                fused[i, 1] = fused[i, 1] * min(len(weights), len(m)) / weights.sum()
             else:
-                fused[i, 1] = fused[i, 1] * len(cluster) / weights.sum()
+                fused[i, 1] = fused[i, 1] * len(m) / weights.sum()
         overall.append(fused)
     allrows = np.concatenate(overall, axis=0)
     allrows = allrows[allrows[:, 1].argsort()[::-1]]

@@ -14,7 +14,7 @@ _OVERRIDE = re.compile(r"^serve\.[\w]+=")
 def main(argv=None) -> int:
     from ..commands import serve as command
     from ..context import Context
-    from ..errors import MarauderError, missing_extra
+    from ..errors import MarauderError, extras_as_errors
     from ..workspace import Workspace
 
     parser = argparse.ArgumentParser(prog="python -m marauder.serve", description=command.HELP)
@@ -27,15 +27,11 @@ def main(argv=None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(bad)}")
     ctx = Context(Workspace.at(args.workspace), args.config, extra)
     try:
-        return int(command.run(args, ctx) or 0)
+        with extras_as_errors():
+            return int(command.run(args, ctx) or 0)
     except MarauderError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return exc.exit_code
-    except ModuleNotFoundError as exc:
-        if (missing := missing_extra(exc)) is None:
-            raise
-        sys.stderr.write(f"error: {missing}\n")
-        return missing.exit_code
 
 
 if __name__ == "__main__":
