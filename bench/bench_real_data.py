@@ -318,9 +318,7 @@ class PackagePredictor:
         self.name = f"package {package_dir.name} (onnx)"
 
     def predict(self, images):
-        from marauder.types import Detections
-
-        return [Detections(d.xyxy, d.scores, d.class_ids, d.image_hw) for d in self.pipeline.predict(images)]
+        return self.pipeline.predict(images)
 
 
 def summarise(summary: dict, critical: tuple[str, ...]) -> dict:

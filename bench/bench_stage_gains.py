@@ -261,11 +261,9 @@ def model_predictor(path: Path, imgsz: int):
 
 
 def fused_predictor(paths: list[Path], imgsz: int, fusion):
-    from marauder.infer.pipeline_predictor import TTAEnsemble, fusion_kwargs
-    from marauder.infer.tta import View
+    from marauder.infer.pipeline_predictor import build_pipeline
 
-    return TTAEnsemble([model_predictor(p, imgsz) for p in paths], [View()], fusion_kwargs(fusion),
-                       [p.parent.name for p in paths])
+    return build_pipeline([model_predictor(p, imgsz) for p in paths], None, fusion, [p.parent.name for p in paths])
 
 
 def metrics(preds, test: TestSet, critical: tuple[str, ...], thresholds) -> dict:

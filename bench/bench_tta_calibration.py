@@ -60,8 +60,8 @@ def bench_set(name: str, group_by: str | None, work: Path) -> tuple[list[dict], 
     from marauder.evaluate.coco import coco_metrics
     from marauder.infer.calibrate_stage import run_calibrate
     from marauder.infer.calibration import label_detections
-    from marauder.infer.pipeline_predictor import PipelinePredictor, TTAEnsemble
-    from marauder.infer.tta import View
+    from marauder.infer.pipeline_predictor import PipelinePredictor
+    from marauder.runtime.pipeline import Pipeline
 
     src = SHARED_DATA / name
     org = organize_dataset(
@@ -127,13 +127,13 @@ def bench_set(name: str, group_by: str | None, work: Path) -> tuple[list[dict], 
     images = [cv2.imread(str(p)) for p, _ in pairs]
     gts = [read_ground_truth(p, lbl, spec.nc) for p, lbl in pairs]
     pipeline = PipelinePredictor(cal.pipeline_config, device=DEVICE, batch=8)
-    ens = pipeline.ensemble
+    ens = pipeline
     raw = ens.predict_raw(images)
     identity = [v for v, view in enumerate(ens.views) if view.is_identity]
     no_tta = ens.fuse_raw(raw, views=identity)
     with_tta = ens.fuse_raw(raw)
     single = [per_image[0][identity[0]] for per_image in raw]
-    calibrated = [pipeline.calibrate_detections(d) for d in with_tta]
+    calibrated = [pipeline.calibrate(d) for d in with_tta]
 
     def maps(preds):
         m = coco_metrics(preds, gts, spec.nc)
@@ -151,7 +151,7 @@ def bench_set(name: str, group_by: str | None, work: Path) -> tuple[list[dict], 
     ece_before, ece_after = ece(with_tta), ece(calibrated)
 
     single_model = ens.members[0]
-    no_tta_ens = TTAEnsemble(ens.members, [View()], ens.fusion, ens.names)
+    no_tta_ens = Pipeline(ens.members, None, ens.fusion, ens.names)
     ms_single = _timed_ms_per_image(single_model.predict, images)
     ms_ens = _timed_ms_per_image(no_tta_ens.predict, images)
     ms_tta = _timed_ms_per_image(pipeline.predict, images)

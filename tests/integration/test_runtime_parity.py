@@ -132,7 +132,7 @@ def test_scale_views_agree_across_backends(tiny_model, tiny_onnx, organized_samp
     """A 0.5x view runs on the .pt and on the fixed-size ONNX export alike."""
     from marauder.engines.ultralytics.predict import UltralyticsPredictor
     from marauder.infer.onnx_predictor import OnnxPredictor
-    from marauder.infer.tta import View, predict_views
+    from marauder.runtime.tta import View, predict_views
 
     images = test_images(organized_sample)
     views = [View(), View(scale=0.5)]
@@ -148,7 +148,7 @@ def test_scale_views_agree_across_backends(tiny_model, tiny_onnx, organized_samp
 def test_an_upscaled_view_on_a_fixed_size_export_is_a_clear_error(tiny_onnx, organized_sample):
     from marauder.errors import MarauderError
     from marauder.infer.onnx_predictor import OnnxPredictor
-    from marauder.infer.tta import View, predict_views
+    from marauder.runtime.tta import View, predict_views
 
     with pytest.raises(MarauderError, match="fixed 64x64 input.*dynamic"):
         predict_views(OnnxPredictor(tiny_onnx), test_images(organized_sample)[:1], [View(), View(scale=1.5)])

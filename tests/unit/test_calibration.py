@@ -171,18 +171,17 @@ class _Fixed:
 
 def test_models_with_different_class_lists_are_a_clear_error():
     from marauder.errors import MarauderError
-    from marauder.infer.pipeline_predictor import TTAEnsemble
-    from marauder.infer.tta import View
+    from marauder.infer.pipeline_predictor import build_pipeline
 
     with pytest.raises(MarauderError, match=r"different class lists: a.pt has \['fish', 'crab'\], b.pt has"):
-        TTAEnsemble([_Fixed(["fish", "crab"]), _Fixed(["crab", "fish"])], [View()], {}, ["a.pt", "b.pt"])
+        build_pipeline([_Fixed(["fish", "crab"]), _Fixed(["crab", "fish"])], None, {}, ["a.pt", "b.pt"])
 
 
 def test_fusion_weights_repeat_over_each_models_views():
-    from marauder.infer.pipeline_predictor import TTAEnsemble
-    from marauder.infer.tta import View
+    from marauder.runtime.pipeline import Pipeline
+    from marauder.runtime.tta import View
 
-    ens = TTAEnsemble(
+    ens = Pipeline(
         [_Fixed(["fish"]), _Fixed(["fish"])],
         [View(), View(hflip=True)],
         {"method": "wbf", "weights": [3.0, 1.0]},
@@ -196,20 +195,27 @@ def test_fusion_weights_repeat_over_each_models_views():
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"method": "isotonik"}, "unknown calibration method"),
-    ({"method": "isotonic", "x": [0.1, 0.5], "y": [0.2]}, "ValueError"),
-    ({"method": "temperature"}, "KeyError"),
+    ({"method": "isotonik"}, r"method 'isotonik' is not one of \['identity', 'temperature', 'platt', 'isotonic'\]"),
+    ({"method": "isotonic", "x": [0.1, 0.5], "y": [0.2]}, "unusable isotonic parameters"),
+    ({"method": "temperature"}, r"method 'temperature' needs \['t'\]; missing \['t'\]"),
+    ({"method": "temperature", "t": "warm"}, "unusable temperature parameters"),
+    ({"method": "platt", "a": float("nan"), "b": 0.0}, "non-finite"),
 ])
-def test_hand_edited_calibrator_is_an_error_naming_the_class(tmp_path, params, message):
-    from marauder.errors import ConfigError
-    from marauder.infer.pipeline_predictor import load_calibrators
-    from marauder.infer.pipeline_spec import PipelineSpec
+def test_hand_edited_calibrator_is_an_error_naming_the_class_and_line(tmp_path, params, message):
+    """The same check a deployment package gets (marauder.runtime.spec), with the file's line."""
+    import yaml
 
-    spec = PipelineSpec(class_names=["fish", "ray"], models=[{"name": "m", "path": "m.pt"}],
-                        calibration={"fish": {"method": "identity"}, "ray": params})
+    from marauder.errors import ConfigError
+    from marauder.infer.pipeline_spec import load_pipeline_spec
+
+    path = tmp_path / "pipeline_config.yaml"
+    doc = {"class_names": ["fish", "ray"], "models": [{"name": "m", "path": "m.pt"}],
+           "calibration": {"fish": {"method": "identity"}, "ray": params}}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
     with pytest.raises(ConfigError, match=message) as err:
-        load_calibrators(spec, tmp_path / "pipeline_config.yaml")
-    assert "calibration.ray" in str(err.value)
-    ok = spec.model_copy(update={"calibration": {"ray": {"method": "platt", "a": 1.0, "b": 0.0}}})
-    per_class, pooled = load_calibrators(ok, tmp_path / "pipeline_config.yaml")
-    assert per_class == {1: {"method": "platt", "a": 1.0, "b": 0.0}} and pooled is None
+        load_pipeline_spec(path)
+    ray_line = path.read_text().splitlines().index("  ray:") + 1
+    assert "calibration.ray" in str(err.value) and err.value.line == ray_line
+    doc["calibration"]["ray"] = {"method": "platt", "a": 1.0, "b": 0.0}
+    path.write_text(yaml.safe_dump(doc))
+    assert load_pipeline_spec(path).calibration["ray"] == {"method": "platt", "a": 1.0, "b": 0.0}

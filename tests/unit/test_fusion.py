@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from marauder.infer.fusion import fuse, fuse_batch
+from marauder.runtime.fusion import fuse, fuse_batch
 from marauder.types import Detections
 
 SIZE = (100, 100)  # (height, width)

@@ -1,11 +1,11 @@
-"""The runtime's numpy fusion against ensemble-boxes (WBF) and the Python pipeline's fuse (NMS)."""
+"""The numpy fusion against ensemble-boxes (WBF), and `fuse` (pixels, Detections) against the array-level code."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from marauder.runtime.fusion import fuse, weighted_boxes_fusion
+from marauder.runtime.fusion import fuse, nms_fusion, weighted_boxes_fusion
 
 
 def random_sources(seed: int, n_sources: int = 3, n_boxes: int = 12, n_classes: int = 3):
@@ -47,34 +47,31 @@ def test_wbf_of_nothing_is_empty():
 
 @pytest.mark.parametrize("method", ["wbf", "nms", "soft_nms"])
 @pytest.mark.parametrize("weights", [None, [1.0, 0.5, 2.0]])
-def test_fuse_matches_python_pipeline(method, weights):
-    """Same input through marauder.infer.fusion.fuse (pixels, Detections) and the runtime (normalised)."""
-    from marauder.infer.fusion import fuse as python_fuse
+def test_fuse_in_pixels_is_the_array_fusion_of_normalised_boxes(method, weights):
+    """`fuse` on pixel Detections = the array-level fusion of the boxes divided by the image size,
+    mapped back to pixels: the normalisation and its inverse add nothing of their own."""
     from marauder.types import Detections
 
     h, w = 200, 300
     boxes, scores, labels = random_sources(7)
     scale = np.array([w, h, w, h])
     dets = [Detections(b * scale, s, lab.astype(int), (h, w)) for b, s, lab in zip(boxes, scores, labels)]
-    expected = python_fuse(dets, method=method, iou_threshold=0.5, skip_box_threshold=0.05, weights=weights)
-    # the runtime gets what the pipeline passes after its own prefilter: normalised boxes in float64
+    fused = fuse(dets, method=method, iou_threshold=0.5, skip_box_threshold=0.05, weights=weights)
     norm = [np.clip(d.xyxy.astype(np.float64) / scale, 0, 1) for d in dets]
     keep = [d.scores >= 0.05 for d in dets]
-    b, s, lab = fuse(method, [n[k] for n, k in zip(norm, keep)], [d.scores[k].astype(np.float64) for d, k in
-                     zip(dets, keep)], [d.class_ids[k].astype(float) for d, k in zip(dets, keep)],
-                     weights=weights, iou_thr=0.5, skip_box_thr=0.05)
-    ours = Detections(np.asarray(b).reshape(-1, 4) * scale, s, np.rint(lab).astype(int), (h, w))
-    order = np.lexsort((ours.xyxy[:, 1], ours.xyxy[:, 0], ours.class_ids, -ours.scores))
-    ours = ours[order]
-    assert len(ours) == len(expected) > 0
-    assert np.allclose(ours.xyxy, expected.xyxy, atol=1e-3)
-    assert np.allclose(ours.scores, expected.scores, atol=1e-6)
-    assert np.array_equal(ours.class_ids, expected.class_ids)
-
-
-def test_unknown_method_is_an_error():
-    with pytest.raises(ValueError, match="unknown fusion method"):
-        fuse("vote", [], [], [])
+    arrays = ([n[k] for n, k in zip(norm, keep)], [d.scores[k].astype(np.float64) for d, k in zip(dets, keep)],
+              [d.class_ids[k].astype(float) for d, k in zip(dets, keep)])
+    if method == "wbf":
+        b, s, lab = weighted_boxes_fusion(*arrays, weights, iou_thr=0.5, skip_box_thr=0.05)
+    else:
+        b, s, lab = nms_fusion(*arrays, weights, iou_thr=0.5, soft=method == "soft_nms", skip_box_thr=0.05)
+    expected = Detections(np.asarray(b).reshape(-1, 4) * scale, s, np.rint(lab).astype(int), (h, w))
+    order = np.lexsort((expected.xyxy[:, 1], expected.xyxy[:, 0], expected.class_ids, -expected.scores))
+    expected = expected[order]
+    assert len(fused) == len(expected) > 0
+    assert np.allclose(fused.xyxy, expected.xyxy, atol=1e-3)
+    assert np.allclose(fused.scores, expected.scores, atol=1e-6)
+    assert np.array_equal(fused.class_ids, expected.class_ids)
 
 
 @pytest.mark.parametrize("conf_type", ["avg", "max", "box_and_model_avg", "absent_model_aware_avg"])

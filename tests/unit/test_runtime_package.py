@@ -94,10 +94,16 @@ def test_a_manifest_that_is_not_text_is_one_line(tmp_path):
 @pytest.mark.parametrize("change,message", [
     (lambda c: c.pop("imgsz"), "missing key 'imgsz'"),
     (lambda c: c.update(models=[{"name": "a"}]), r"models\[0\] is missing key 'onnx'"),
-    (lambda c: c.update(thresholds={"shark": 0.5}), "thresholds names unknown classes"),
+    (lambda c: c.update(thresholds={"shark": 0.5}), "thresholds: names unknown classes"),
+    (lambda c: c.update(thresholds={"fish": 1.5}), r"thresholds.fish: must be a number in \[0, 1\]"),
     (lambda c: c.update(models=[]), "'models' is empty"),
-    (lambda c: c.update(fusion={"method": "vote"}), "fusion.method 'vote' is not one of"),
-    (lambda c: c.update(calibration={"fish": {"method": "beta"}}), "calibration of 'fish' is not a calibrator"),
+    (lambda c: c.update(fusion={"method": "vote"}), "fusion.method: 'vote' is not one of"),
+    (lambda c: c.update(fusion={"weights": [1.0, 2.0, 3.0]}), "fusion.weights: 3 entries for 1 models"),
+    (lambda c: c.update(calibration={"fish": {"method": "beta"}}), "calibration.fish: method 'beta' is not one of"),
+    (lambda c: c.update(calibration={"fish": {"method": "platt", "a": 1.0}}),
+     r"calibration.fish: method 'platt' needs \['a', 'b'\]; missing \['b'\]"),
+    (lambda c: c.update(calibration={"fish": {"method": "isotonic", "x": [0, 1], "y": [0]}}),
+     "calibration.fish: unusable isotonic parameters"),
 ])
 def test_bad_deployment_config_is_explained(tmp_path, change, message):
     config = json.loads(json.dumps(CONFIG))
@@ -148,7 +154,7 @@ def test_tensorrt_missing_is_a_clear_error(tmp_path):
 
 ALLOWED = {"numpy", "cv2", "onnxruntime", "tensorrt", "yaml", "cuda", "__future__", "ast", "hashlib", "json",
            "logging", "os", "re", "shutil", "subprocess", "sys", "threading", "time", "typing", "argparse",
-           "math", "collections"}
+           "math", "collections", "dataclasses", "array"}
 
 
 @pytest.mark.parametrize("path", sorted(RUNTIME.glob("*.py")), ids=lambda p: p.name)

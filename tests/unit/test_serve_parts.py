@@ -277,12 +277,11 @@ class GatedPipeline(FailingPipeline):
         self.entered, self.release = threading.Event(), threading.Event()
 
     def predict(self, images):
-        from marauder.runtime.detector import EdgeDetections
+        from marauder.types import Detections
 
         self.entered.set()
         assert self.release.wait(30)
-        return [EdgeDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), im.shape[:2])
-                for im in images]
+        return [Detections.empty(im.shape[:2]) for im in images]
 
 
 @pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")

@@ -8,15 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marauder.config.sections.deploy import TTAConfig
-from marauder.infer.tta import (
+from marauder.runtime.tta import (
     View,
     boxes_from_view,
+    boxes_to_original,
     boxes_to_view,
     predict_views,
     transform_image,
+    view_input,
     views_from_config,
 )
-from marauder.runtime.tta import boxes_to_original, view_input
 from marauder.types import Detections
 
 VIEWS = [

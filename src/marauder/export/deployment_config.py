@@ -15,7 +15,6 @@ from ..errors import ConfigError
 from ..log import get_logger
 
 log = get_logger("export")
-POOLED = "__pooled__"
 
 
 @dataclass
@@ -39,10 +38,7 @@ def choices_from_pipeline(spec_path: Path, names: list[str]) -> PipelineChoices:
     from ..infer.pipeline_spec import load_pipeline_spec
 
     spec = load_pipeline_spec(spec_path)
-    per_class, pooled = load_calibrators(spec, spec_path)
-    calibration = {spec.class_names[i]: p for i, p in per_class.items()}
-    if pooled is not None:
-        calibration[POOLED] = pooled
+    calibration = load_calibrators(spec, spec_path)
     by_name = {m.name: m.confidence_threshold for m in spec.models}
     missing = [n for n in names if n not in by_name]
     if missing:

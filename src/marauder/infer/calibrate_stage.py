@@ -20,17 +20,13 @@ import yaml
 from ..errors import DataError, MarauderError
 from ..evaluate.calibration import ECE_BINS, binning, expected_calibration_error, reliability
 from ..log import get_logger, progress
+from ..runtime.spec import POOLED
+from ..runtime.tta import views_from_config
 from ..types import GroundTruth
-from .calibration import (
-    POOLED,
-    ScoredDetections,
-    fit_per_class,
-    save_calibrator_file,
-)
-from .pipeline_predictor import TTAEnsemble, fusion_kwargs, load_member
+from .calibration import ScoredDetections, fit_per_class, save_calibrator_file
+from .pipeline_predictor import build_pipeline, load_member
 from .pipeline_spec import ModelEntry, PipelineSpec, load_pipeline_spec
 from .thresholds import choose_class_thresholds, heldout_operating_point
-from .tta import views_from_config
 
 log = get_logger("calibrate")
 
@@ -153,7 +149,7 @@ def run_calibrate(
             member.imgsz = imgsz
     names = _model_names(models)
     views = views_from_config(cfg.tta)
-    ensemble = TTAEnsemble(members, views, fusion_kwargs(cfg.fusion), names)
+    ensemble = build_pipeline(members, views, cfg.fusion, names)
     class_names = ensemble.class_names
     if data.class_names is not None and list(data.class_names) != class_names:
         raise DataError(

@@ -18,11 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..evaluate.matching import in_crowd_region
-from ..runtime.calibration import apply_calibrator
+from ..runtime.calibration import EPS, apply_calibrator, logit
 from ..types import Detections, GroundTruth
-
-POOLED = "__pooled__"
-_EPS = 1e-6
 
 
 # -- labelling ---------------------------------------------------------------------------------------
@@ -81,7 +78,7 @@ class ScoredDetections:
 
 # -- metrics -----------------------------------------------------------------------------------------
 def log_loss(probabilities, labels) -> float:
-    p = np.clip(np.asarray(probabilities, dtype=np.float64), _EPS, 1 - _EPS)
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), EPS, 1 - EPS)
     y = np.asarray(labels, dtype=np.float64)
     if len(p) == 0:
         return float("nan")
@@ -89,16 +86,11 @@ def log_loss(probabilities, labels) -> float:
 
 
 # -- fitting one calibrator --------------------------------------------------------------------------
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
-    return np.log(p) - np.log1p(-p)
-
-
 def fit_temperature(scores, labels) -> dict:
     """One temperature t > 0 minimising log-loss of sigmoid(logit(s) / t)."""
     from scipy.optimize import minimize_scalar
 
-    z, y = _logit(scores), np.asarray(labels, dtype=np.float64)
+    z, y = logit(scores), np.asarray(labels, dtype=np.float64)
 
     def nll(log_t: float) -> float:
         q = z / np.exp(log_t)
@@ -112,7 +104,7 @@ def fit_platt(scores, labels) -> dict:
     """sigmoid(a * logit(s) + b), fitted by (nearly unregularised) logistic regression."""
     from sklearn.linear_model import LogisticRegression
 
-    z = _logit(scores).reshape(-1, 1)
+    z = logit(scores).reshape(-1, 1)
     lr = LogisticRegression(C=1e4, max_iter=1000).fit(z, np.asarray(labels, dtype=int))
     return {"method": "platt", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
 

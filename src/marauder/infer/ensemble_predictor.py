@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime.fusion import fuse
+from ..runtime.spec import FUSION_KEYS
 from ..types import Detections
-from .fusion import fuse
 from .predictor import Predictor, load_predictor
 
 
@@ -69,10 +70,9 @@ def _fusion_kwargs(fusion_cfg) -> dict:
         fusion_cfg = fusion_cfg.model_dump()
     if not isinstance(fusion_cfg, Mapping):
         raise TypeError(f"fusion_cfg must be a FusionConfig or a mapping, got {type(fusion_cfg).__name__}")
-    allowed = {"method", "iou_threshold", "skip_box_threshold", "weights", "conf_type", "sigma"}
-    unknown = set(fusion_cfg) - allowed
+    unknown = set(fusion_cfg) - set(FUSION_KEYS)
     if unknown:
-        raise ValueError(f"fusion_cfg: unknown keys {sorted(unknown)}; expected some of {sorted(allowed)}")
+        raise ValueError(f"fusion_cfg: unknown keys {sorted(unknown)}; expected some of {sorted(FUSION_KEYS)}")
     return dict(fusion_cfg)
 
 

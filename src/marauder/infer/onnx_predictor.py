@@ -29,10 +29,9 @@ class _RuntimePredictor:
     def predict(self, images: list[np.ndarray], imgsz=None) -> list[Detections]:
         """`imgsz` ((h, w)): run at another input size; only a dynamic-shape export accepts one."""
         try:
-            dets = self.detector.predict(images, input_hw=imgsz)
+            return self.detector.predict(images, imgsz=imgsz)
         except EdgeError as exc:
             raise MarauderError(str(exc)) from None
-        return [Detections(d.xyxy, d.scores, d.class_ids, d.image_hw) for d in dets]
 
 
 class OnnxPredictor(_RuntimePredictor):

@@ -1,7 +1,8 @@
 """pipeline_config.yaml: what `marauder calibrate` writes and `evaluate`/`export` read.
 
 A person can read and edit it; unknown keys are errors. Paths are relative to the file's folder
-unless absolute.
+unless absolute. Pydantic checks the structure; what the file says about the pipeline (calibrators,
+thresholds, fusion) is checked by marauder.runtime.spec, the same checks a deployment package gets.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..config.sections.base import Section
 from ..config.sections.deploy import TTAConfig
 from ..config.sections.stages import FusionConfig
 from ..errors import ConfigError
+from ..runtime.spec import problems
 
 
 class ModelEntry(Section):
@@ -50,11 +52,17 @@ def load_pipeline_spec(path: str | Path) -> PipelineSpec:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)) from None
     try:
-        return PipelineSpec.model_validate(yaml.safe_load(text) or {})
+        spec = PipelineSpec.model_validate(yaml.safe_load(text) or {})
     except ValidationError as err:
         raise_validation(err, str(path), key_lines(text), PipelineSpec)
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", file=str(path)) from None
+    found = problems(spec.model_dump())
+    if found:
+        key, message = found[0]
+        more = f" [and {len(found) - 1} more problem(s)]" if len(found) > 1 else ""
+        raise ConfigError(f"{key}: {message}{more}", file=str(path), line=key_lines(text).get(tuple(key.split("."))))
+    return spec
 
 
 def resolve_relative(spec_file: str | Path, path: str) -> Path:

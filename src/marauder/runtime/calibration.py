@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-_EPS = 1e-6
-METHODS = ("identity", "temperature", "platt", "isotonic")
+EPS = 1e-6  # scores are clipped to [EPS, 1 - EPS] before a logit
+# the tagged union: each method and the parameters it needs
+PARAMS = {"identity": (), "temperature": ("t",), "platt": ("a", "b"), "isotonic": ("x", "y")}
+METHODS = tuple(PARAMS)
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, _EPS, 1 - _EPS)
+def logit(p) -> np.ndarray:
+    """log(p / (1 - p)) in float64, for the maps here and the fitters (marauder.infer.calibration)."""
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
     return np.log(p) - np.log1p(-p)
 
 
@@ -30,9 +33,9 @@ def apply_calibrator(scores, params: dict) -> np.ndarray:
     if method == "identity":
         out = s
     elif method == "temperature":
-        out = _sigmoid(_logit(s) / float(params["t"]))
+        out = _sigmoid(logit(s) / float(params["t"]))
     elif method == "platt":
-        out = _sigmoid(float(params["a"]) * _logit(s) + float(params["b"]))
+        out = _sigmoid(float(params["a"]) * logit(s) + float(params["b"]))
     elif method == "isotonic":
         out = np.interp(s, np.asarray(params["x"], dtype=np.float64), np.asarray(params["y"], dtype=np.float64))
     else:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import os
 
-from .calibration import METHODS as CALIBRATION_METHODS
 from .errors import PackageError
-from .fusion import FUSION_METHODS
 from .package import sha256_of
+from .spec import problems
 
 CONFIG_NAME = "deployment_config.yaml"
 JSON_TWIN = "deployment_config.json"
@@ -59,17 +58,8 @@ def validate(cfg, path: str = CONFIG_NAME) -> dict:
         for key in MODEL_REQUIRED:
             if key not in model:
                 raise PackageError(f"{path}: models[{i}] is missing key '{key}'")
-    names = cfg["class_names"]
-    for section in ("thresholds", "calibration"):
-        unknown = [n for n in (cfg.get(section) or {}) if n not in names and n != "__pooled__"]
-        if unknown:
-            raise PackageError(f"{path}: {section} names unknown classes {unknown}; class_names are {names}")
-    # checked here so a bad value stops the package at load time, not on the first frame
-    method = (cfg.get("fusion") or {}).get("method", "wbf")
-    if method not in FUSION_METHODS:
-        raise PackageError(f"{path}: fusion.method '{method}' is not one of {list(FUSION_METHODS)}")
-    for name, params in (cfg.get("calibration") or {}).items():
-        if not isinstance(params, dict) or params.get("method", "identity") not in CALIBRATION_METHODS:
-            raise PackageError(f"{path}: calibration of '{name}' is not a calibrator with a method in "
-                               f"{list(CALIBRATION_METHODS)}")
+    # the same checks as pipeline_config.yaml's, so a bad value stops the package at load time
+    found = problems(cfg)
+    if found:
+        raise PackageError(f"{path}: " + "; ".join(f"{key}: {message}" for key, message in found))
     return cfg

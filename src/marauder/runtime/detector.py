@@ -6,40 +6,14 @@ import time
 
 import numpy as np
 
+from .detections import Detections
 from .errors import EdgeError
 from .postprocess import decode
 from .preprocess import letterbox, scale_boxes, to_blob
 
 
-class EdgeDetections:
-    """Detections of one image: pixel xyxy (N, 4) float32, scores (N,), class ids (N,), (h, w)."""
-
-    __slots__ = ("xyxy", "scores", "class_ids", "image_hw")
-
-    def __init__(self, xyxy, scores, class_ids, image_hw):
-        self.xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
-        self.scores = np.asarray(scores, dtype=np.float32).reshape(-1)
-        self.class_ids = np.asarray(class_ids, dtype=np.int64).reshape(-1)
-        self.image_hw = (int(image_hw[0]), int(image_hw[1]))
-
-    def __len__(self):
-        return len(self.scores)
-
-    def select(self, index) -> EdgeDetections:
-        return EdgeDetections(self.xyxy[index], self.scores[index], self.class_ids[index], self.image_hw)
-
-    def to_records(self, class_names=None) -> list:
-        out = []
-        for box, score, cid in zip(self.xyxy.tolist(), self.scores.tolist(), self.class_ids.tolist()):
-            rec = {"class_id": int(cid), "score": round(float(score), 6), "box": [round(v, 2) for v in box]}
-            if class_names is not None:
-                rec["class_name"] = class_names[cid] if 0 <= cid < len(class_names) else str(cid)
-            out.append(rec)
-        return out
-
-
 class Detector:
-    """`predict(list of BGR uint8 images) -> list[EdgeDetections]` for one ONNX model or engine.
+    """`predict(list of BGR uint8 images) -> list[Detections]` for one ONNX model or engine.
 
     `conf` and `iou` mean what they mean in Ultralytics' predict (strict score > conf, NMS suppresses
     IoU > iou), so results match `YOLO(model).predict` on the same file.
@@ -58,9 +32,17 @@ class Detector:
         for start in range(0, n, max(size, 1)):
             yield start, min(start + size, n)
 
-    def predict(self, images: list, input_hw=None) -> list:
-        """`input_hw`: run at this input size instead of the model's own (a dynamic-shape model only)."""
-        input_hw = self.input_hw if input_hw is None else (int(input_hw[0]), int(input_hw[1]))
+    @property
+    def imgsz(self) -> tuple:
+        return self.input_hw
+
+    @property
+    def stride(self) -> int:
+        return self.backend.stride
+
+    def predict(self, images: list, imgsz=None) -> list:
+        """`imgsz` ((h, w)): run at this input size instead of the model's own (a dynamic-shape model only)."""
+        input_hw = self.input_hw if imgsz is None else (int(imgsz[0]), int(imgsz[1]))
         if input_hw != self.input_hw and not getattr(self.backend, "dynamic_hw", False):
             raise EdgeError(f"{getattr(self.backend, 'path', 'model')}: this {getattr(self.backend, 'kind', '')} model has a fixed "
                             f"{self.input_hw[0]}x{self.input_hw[1]} input and cannot run at "
@@ -81,7 +63,7 @@ class Detector:
             per_image = decode(raw, self.conf, self.iou, self.max_det, self.agnostic)
             for (_, box), det in zip(boxed, per_image):
                 xyxy = scale_boxes(det[:, :4], box)
-                out.append(EdgeDetections(xyxy, det[:, 4], det[:, 5].astype(np.int64), box.orig_hw))
+                out.append(Detections(xyxy, det[:, 4], det[:, 5].astype(np.int64), box.orig_hw))
             t3 = time.perf_counter()
             self.timing["preprocess"] += t1 - t0
             self.timing["inference"] += t2 - t1

@@ -1,14 +1,31 @@
 """Ensemble fusion in numpy: weighted boxes fusion (WBF), NMS and Gaussian soft-NMS.
 
-WBF follows ensemble-boxes (ZFTurbo) step by step, including its float32 rounding of fused boxes (the
-unit tests keep that library as the oracle); the Python pipeline (marauder.infer.fusion) calls this
-same code, so both fuse identically. Boxes are normalised xyxy in [0, 1]; inputs are one (boxes,
-scores, labels) triple per source (model x TTA view).
+`fuse` takes one image's `Detections` from several sources (ensemble members, TTA views) and returns
+one `Detections` in pixels; the training-side pipeline, the ensemble stage, the HTTP service and the
+edge runtime all call it. WBF follows ensemble-boxes (ZFTurbo) step by step, including its float32
+rounding of fused boxes (the unit tests keep that library as the oracle); the array-level functions
+take boxes normalised to [0, 1], one (boxes, scores, labels) triple per source.
+
+Order of operations in `fuse`, for every method:
+  1. each source's own confidence threshold (`conf_thresholds[i]`, a float or one per class id);
+  2. `skip_box_threshold` on the raw scores;
+  3. the fusion itself, per class.
+
+Weights: WBF uses ensemble-boxes' semantics (a box found by one of three equally weighted models
+keeps a third of its score with conf_type="avg": agreement is rewarded). For NMS and soft-NMS a
+source's scores are scaled by weight / max(weights), so equal weights leave scores unchanged
+(ensemble-boxes would divide them by the sum of the weights). Not ensemble-boxes' nms_method: its
+soft-NMS returns the undecayed scores (it only drops boxes, never re-ranks them).
 """
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Sequence
+
 import numpy as np
+
+from .detections import Detections
 
 CONF_TYPES = ("avg", "max", "box_and_model_avg", "absent_model_aware_avg")
 
@@ -44,44 +61,53 @@ def _prefilter(boxes_list, scores_list, labels_list, weights, thr) -> dict:
 
 
 def _cluster_label(rows: np.ndarray, iou_thr: float, conf_type: str) -> tuple[np.ndarray, list[list[int]]]:
-    """One label's rows (best first) -> fused rows and each cluster's member rows. ensemble-boxes
-    recomputes a cluster's box from all its members at every addition; the running float32 sum here
-    adds the same products in the same order, so the boxes are the same, at a constant cost each.
-    The fused boxes' corners and areas are kept as columns, computed as ensemble-boxes computes them."""
+    """One label's rows (best first) -> fused rows and each cluster's member rows.
+
+    ensemble-boxes recomputes a cluster's box from all its members at every addition; the running
+    sums here add the same products in the same order, in float32 as it does (an `array('f')` rounds
+    what is stored in it exactly as numpy's cast does), so the boxes are bit-identical at a constant
+    cost each. Only the IoU against the clusters so far is numpy; the rest is scalar Python, which is
+    faster than numpy on single values."""
     n = len(rows)
-    fused = np.empty((n, 8))  # a cluster of one keeps its raw row, as in ensemble-boxes
-    x1, y1, x2, y2, area = (np.empty(n) for _ in range(5))
-    sums = np.zeros((n, 4), dtype=np.float32)  # float32 like ensemble-boxes, so fused boxes round the same
+    x1, y1, x2, y2, area = (np.empty(n) for _ in range(5))  # the fused boxes so far
+    fused: list[list[float]] = []  # a cluster of one keeps its raw row, as in ensemble-boxes
+    sums = array("f", bytes(16 * n))  # per cluster: score-weighted x1, y1, x2, y2 in float32
+    f32 = array("f", [0.0])  # storing a float here rounds it to float32
     conf, best, weight = [0.0] * n, [0.0] * n, [0.0] * n
     members: list[list[int]] = []
-    for j, (label, score, w, _t, bx1, by1, bx2, by2) in enumerate(rows.tolist()):
-        m = len(members)
-        index = -1
+    raw = rows.tolist()
+    for j, (label, score, w, _t, bx1, by1, bx2, by2) in enumerate(raw):
+        m = index = len(members)
         if m:
             inter = (np.maximum(np.minimum(x2[:m], bx2) - np.maximum(x1[:m], bx1), 0)
                      * np.maximum(np.minimum(y2[:m], by2) - np.maximum(y1[:m], by1), 0))
             iou = inter / (area[:m] + (bx2 - bx1) * (by2 - by1) - inter)
             k = int(iou.argmax())
-            index = k if iou[k] > iou_thr else -1
-        if index == -1:
-            index = m
-            members.append([])
-            fused[index] = rows[j]
-        members[index].append(j)
-        sums[index] += rows[j, 1] * rows[j, 4:]
-        conf[index] += rows[j, 1]
+            if iou[k] > iou_thr:
+                index = k
+        c = 4 * index
+        for i, v in enumerate((bx1, by1, bx2, by2)):
+            sums[c + i] = sums[c + i] + score * v
+        conf[index] += score
         best[index] = max(best[index], score)
         weight[index] += w
-        if len(members[index]) > 1:
-            box = np.zeros(8, dtype=np.float32)
-            box[0], box[2], box[3] = label, weight[index], -1
-            box[1] = best[index] if conf_type == "max" else conf[index] / len(members[index])
-            box[4:] = sums[index]
-            box[4:] /= conf[index]
-            fused[index] = box
-        x1[index], y1[index], x2[index], y2[index] = fused[index, 4:].tolist()
-        area[index] = (x2[index] - x1[index]) * (y2[index] - y1[index])
-    return fused[:len(members)], members
+        if index == m:
+            members.append([j])
+            fused.append(raw[j])
+            box = [bx1, by1, bx2, by2]
+        else:
+            members[index].append(j)
+            box = []
+            for i in range(4):
+                f32[0] = sums[c + i] / conf[index]
+                box.append(f32[0])
+            f32[0] = best[index] if conf_type == "max" else conf[index] / len(members[index])
+            fused_score = f32[0]
+            f32[0] = weight[index]
+            fused[index] = [label, fused_score, f32[0], -1.0, *box]
+        x1[index], y1[index], x2[index], y2[index] = box
+        area[index] = (box[2] - box[0]) * (box[3] - box[1])
+    return np.array(fused, dtype=np.float64).reshape(-1, 8), members
 
 
 def weighted_boxes_fusion(boxes_list, scores_list, labels_list, weights=None, iou_thr: float = 0.55,
@@ -136,7 +162,7 @@ def nms_fusion(boxes_list, scores_list, labels_list, weights=None, iou_thr: floa
                soft: bool = False, sigma: float = 0.5, skip_box_thr: float = 0.001):
     """Class-wise greedy NMS or Gaussian soft-NMS over every source's boxes.
 
-    The Python pipeline (marauder.infer.fusion) calls this too: a source's scores are scaled by
+    A source's scores are scaled by
     weight / max(weights); soft-NMS decays overlapping scores and drops those below `skip_box_thr`.
     """
     scores_list = [np.asarray(s, dtype=np.float64).reshape(-1) for s in scores_list]
@@ -169,16 +195,107 @@ def nms_fusion(boxes_list, scores_list, labels_list, weights=None, iou_thr: floa
     return np.array(kept_b).reshape(-1, 4), np.array(kept_s), np.array(kept_l)
 
 
-FUSION_METHODS = ("wbf", "nms", "soft_nms")
+# -- one image's detections from several sources (models x TTA views) ------------------------------
+METHODS = ("wbf", "nms", "soft_nms")
 
 
-def fuse(method: str, boxes_list, scores_list, labels_list, weights=None, iou_thr: float = 0.55,
-         skip_box_thr: float = 0.0, conf_type: str = "avg"):
-    """Dispatch on the config's fusion.method ('wbf', 'nms', 'soft_nms'); boxes normalised to [0, 1]."""
+def fuse(
+    detections_per_source: Sequence[Detections],
+    method: str = "wbf",
+    iou_threshold: float = 0.55,
+    skip_box_threshold: float = 0.001,
+    weights: Sequence[float] | None = None,
+    conf_type: str = "avg",
+    conf_thresholds: Sequence[float | np.ndarray | None] | None = None,
+    *,
+    sigma: float = 0.5,
+    image_size: tuple[int, int] | None = None,
+) -> Detections:
+    """Fuse one image's detections from several sources into one `Detections` (pixel xyxy).
+
+    Args:
+        detections_per_source: one `Detections` per source, all of the same image.
+        method: "wbf" (Weighted Boxes Fusion), "nms" or "soft_nms" (Gaussian).
+        iou_threshold: IoU at which two boxes of the same class are the same object.
+        skip_box_threshold: boxes scoring below this are ignored (and soft-NMS drops below it).
+        weights: one weight per source; None = equal.
+        conf_type: how WBF scores a fused box (ensemble-boxes' options).
+        conf_thresholds: per source, applied first: a float, per-class array, or None (keep all).
+        sigma: Gaussian soft-NMS sigma.
+        image_size: (height, width); default: the sources' own `image_size`.
+
+    Raises:
+        ValueError: no sources, mismatched lengths/image sizes, unknown method or conf_type.
+    """
+    sources = list(detections_per_source)
+    if not sources:
+        raise ValueError("fuse: at least one source is needed")
+    if method not in METHODS:
+        raise ValueError(f"fuse: unknown method '{method}'; expected one of {METHODS}")
+    if conf_type not in CONF_TYPES:
+        raise ValueError(f"fuse: unknown conf_type '{conf_type}'; expected one of {CONF_TYPES}")
+    if weights is not None and len(weights) != len(sources):
+        raise ValueError(f"fuse: {len(weights)} weights for {len(sources)} sources")
+    if conf_thresholds is not None and len(conf_thresholds) != len(sources):
+        raise ValueError(f"fuse: {len(conf_thresholds)} confidence thresholds for {len(sources)} sources")
+    if weights is not None and (min(weights) < 0 or max(weights) <= 0):
+        raise ValueError(f"fuse: weights must be >= 0 with at least one > 0, got {list(weights)}")
+
+    size = _common_image_size(sources, image_size)
+    if conf_thresholds is not None:
+        sources = [d if t is None else d.filter(t) for d, t in zip(sources, conf_thresholds)]
+    sources = [d[d.scores >= skip_box_threshold] for d in sources]
+    if sum(len(d) for d in sources) == 0:
+        return Detections.empty(size)
+    h, w = size
+    if h <= 0 or w <= 0:
+        raise ValueError("fuse: image size unknown; set Detections.image_size or pass image_size=")
+
+    scale = np.array([w, h, w, h], dtype=np.float64)
+    boxes, scores, labels = [], [], []
+    for d in sources:
+        norm = np.clip(d.xyxy.astype(np.float64) / scale, 0.0, 1.0)
+        keep = (norm[:, 2] > norm[:, 0]) & (norm[:, 3] > norm[:, 1])  # zero-area boxes carry nothing
+        boxes.append(norm[keep])
+        scores.append(d.scores[keep].astype(np.float64))
+        labels.append(d.class_ids[keep].astype(np.float64))
+    if sum(len(s) for s in scores) == 0:
+        return Detections.empty(size)
+
     if method == "wbf":
-        return weighted_boxes_fusion(boxes_list, scores_list, labels_list, weights, iou_thr,
-                                     skip_box_thr, conf_type)
-    if method in ("nms", "soft_nms"):
-        return nms_fusion(boxes_list, scores_list, labels_list, weights, iou_thr,
-                          soft=method == "soft_nms", skip_box_thr=skip_box_thr)
-    raise ValueError(f"unknown fusion method '{method}'")
+        out_boxes, out_scores, out_labels = weighted_boxes_fusion(
+            boxes, scores, labels, weights=None if weights is None else list(map(float, weights)),
+            iou_thr=iou_threshold, skip_box_thr=skip_box_threshold, conf_type=conf_type,
+        )
+    else:
+        out_boxes, out_scores, out_labels = nms_fusion(boxes, scores, labels, weights=weights, iou_thr=iou_threshold,
+                                                       soft=method == "soft_nms", sigma=sigma,
+                                                       skip_box_thr=skip_box_threshold)
+
+    fused = Detections(np.asarray(out_boxes, dtype=np.float64).reshape(-1, 4) * scale, out_scores,
+                       np.rint(np.asarray(out_labels)).astype(np.int64), size)
+    # by score, ties by class then position: the same input always gives the same order
+    order = np.lexsort((fused.xyxy[:, 1], fused.xyxy[:, 0], fused.class_ids, -fused.scores))
+    return fused[order]
+
+
+def _common_image_size(sources: list[Detections], override: tuple[int, int] | None) -> tuple[int, int]:
+    if override is not None:
+        return int(override[0]), int(override[1])
+    known = {d.image_size for d in sources if d.image_size[0] > 0 and d.image_size[1] > 0}
+    if len(known) > 1:
+        raise ValueError(f"fuse: sources describe different image sizes {sorted(known)}")
+    return known.pop() if known else (0, 0)
+
+
+def fuse_batch(
+    per_source_batches: Sequence[Sequence[Detections]], **fuse_options
+) -> list[Detections]:
+    """Fuse image by image: `per_source_batches[s][i]` is source s's detections of image i."""
+    batches = [list(b) for b in per_source_batches]
+    if not batches:
+        raise ValueError("fuse_batch: at least one source is needed")
+    n = len(batches[0])
+    if any(len(b) != n for b in batches):
+        raise ValueError(f"fuse_batch: sources cover different numbers of images {[len(b) for b in batches]}")
+    return [fuse([b[i] for b in batches], **fuse_options) for i in range(n)]

@@ -1,8 +1,10 @@
-"""The deployed pipeline: every model x TTA view -> fusion -> calibration -> per-class thresholds.
+"""The calibrated pipeline: every model x TTA view -> fusion -> calibration -> per-class thresholds.
 
-Built from a package's deployment_config.yaml. Each step mirrors the Python pipeline
-(marauder.infer.pipeline_predictor.PipelinePredictor) so a package detects on the Jetson what it
-detected at export: tests/integration/test_runtime_parity.py compares the two.
+`Pipeline` is the one implementation, for the training side and the vehicle alike. Its members are any
+predictors (`class_names`, `imgsz`, `stride`, `predict(images, imgsz=None) -> list[Detections]`):
+`EdgePipeline` builds one from a deployment package (ONNX Runtime / TensorRT members),
+`marauder.infer.pipeline_predictor.PipelinePredictor` from pipeline_config.yaml (PyTorch, ONNX or
+TensorRT members). Both files are checked by `marauder.runtime.spec` before a pipeline is built.
 """
 
 from __future__ import annotations
@@ -10,21 +12,95 @@ from __future__ import annotations
 import logging
 import os
 
-import numpy as np
-
 from .backends import open_backend
 from .calibration import apply_per_class
 from .config import load_deployment_config
-from .detector import Detector, EdgeDetections
+from .detections import Detections
+from .detector import Detector
 from .errors import BackendUnavailable, EngineMismatchError
 from .fusion import fuse
 from .package import verify_package
-from .tta import predict_views, views_from_config
+from .spec import POOLED, fusion_options, threshold_array
+from .tta import View, predict_views, views_from_config
 
-POOLED = "__pooled__"
 log = logging.getLogger("marauder_edge")
 
 
+def check_same_classes(members, names) -> list:
+    """The class list every member shares, or a ValueError naming the two that disagree."""
+    first = list(members[0].class_names)
+    for member, name in zip(members[1:], names[1:]):
+        if list(member.class_names) != first:
+            raise ValueError(f"models have different class lists: {names[0]} has {first}, {name} has "
+                             f"{list(member.class_names)}; every model of a pipeline must share one class list")
+    return first
+
+
+class Pipeline:
+    """`predict(images) -> list[Detections]` through models x views, fusion, calibration, thresholds.
+
+    Args:
+        members: the models (predictor protocol, see the module docstring), sharing one class list.
+        views: TTA views (default: identity only).
+        fusion: `fuse` keywords (method, iou_threshold, skip_box_threshold, weights per member, conf_type).
+        names: member names for messages and reports.
+        calibration: class name -> calibrator dict, `__pooled__` the fallback (empty: raw scores).
+        thresholds: per-class operating thresholds, indexed by class id (None: keep everything).
+        apply_thresholds: drop detections below their class's threshold (what a vehicle wants); False
+            keeps everything the members return (what mAP needs).
+    """
+
+    def __init__(self, members, views=None, fusion: dict | None = None, names=None, *, calibration=None,
+                 thresholds=None, apply_thresholds: bool = False):
+        self.members = list(members)
+        if not self.members:
+            raise ValueError("a pipeline needs at least one model")
+        self.views = list(views or []) or [View()]
+        self.names = list(names) if names else [f"model{i}" for i in range(len(self.members))]
+        self.class_names = check_same_classes(self.members, self.names)
+        self.fusion = dict(fusion or {})
+        weights = self.fusion.get("weights")
+        if weights is not None and len(weights) != len(self.members):
+            raise ValueError(f"fusion.weights has {len(weights)} entries for {len(self.members)} models")
+        index = {n: i for i, n in enumerate(self.class_names)}
+        calibration = dict(calibration or {})
+        self.per_class = {index[n]: p for n, p in calibration.items() if n != POOLED}
+        self.pooled = calibration.get(POOLED)
+        self.thresholds = thresholds
+        self.apply_thresholds = apply_thresholds
+
+    def predict_raw(self, images: list) -> list:
+        """`out[image][model][view]`, boxes already mapped back to each original image."""
+        per_model = [predict_views(m, images, self.views) for m in self.members]
+        return [[per_model[m][i] for m in range(len(self.members))] for i in range(len(images))]
+
+    def fuse_raw(self, raw: list, views=None, models=None) -> list:
+        """Fuse chosen models and views of each image (default: all of them)."""
+        views = list(range(len(self.views))) if views is None else list(views)
+        models = list(range(len(self.members))) if models is None else list(models)
+        base = self.fusion.get("weights")
+        options = {k: v for k, v in self.fusion.items() if k != "weights"}
+        weights = None if base is None else [float(base[m]) for m in models for _ in views]
+        return [fuse([per_image[m][v] for m in models for v in views], weights=weights, **options)
+                for per_image in raw]
+
+    def calibrate(self, dets: Detections) -> Detections:
+        if not self.per_class and self.pooled is None:
+            return dets
+        return dets.with_scores(apply_per_class(dets.scores, dets.class_ids, self.per_class, self.pooled)).sorted()
+
+    def finish(self, fused: list) -> list:
+        """Calibration, then (when asked) the per-class thresholds, on fused detections."""
+        out = [self.calibrate(d) for d in fused]
+        if self.apply_thresholds and self.thresholds is not None:
+            out = [d.filter(self.thresholds) for d in out]
+        return out
+
+    def predict(self, images: list) -> list:
+        return self.finish(self.fuse_raw(self.predict_raw(images)))
+
+
+# -- a deployment package ---------------------------------------------------------------------------
 def tensorrt_available() -> bool:
     try:
         import tensorrt  # noqa: F401
@@ -47,11 +123,11 @@ def choose_model_file(package_dir: str, entry: dict, backend: str) -> str:
     return onnx
 
 
-class EdgePipeline:
-    """`predict(list of BGR images) -> list[EdgeDetections]` for a deployment package.
+class EdgePipeline(Pipeline):
+    """The `Pipeline` of a deployment package (deployment_config.yaml, checksums verified first).
 
     Args:
-        package_dir: folder with deployment_config.yaml (checksums are verified first).
+        package_dir: the package folder.
         backend: 'auto', 'onnx' or 'tensorrt'.
         apply_thresholds: drop detections below their class's operating threshold (what the
             vehicle wants); False keeps everything down to raw_confidence (what mAP needs).
@@ -65,9 +141,9 @@ class EdgePipeline:
             verify_package(self.package_dir)
         self.config = config if config is not None else load_deployment_config(self.package_dir)
         cfg = self.config
-        self.class_names = list(cfg["class_names"])
+        class_names = list(cfg["class_names"])
         raw_conf = float(cfg.get("raw_confidence", 0.01))
-        self.detectors, self.model_files = [], []
+        detectors, self.model_files = [], []
         for entry in cfg["models"]:
             path = choose_model_file(self.package_dir, entry, backend)
             try:
@@ -80,73 +156,19 @@ class EdgePipeline:
                 path = os.path.join(self.package_dir, entry["onnx"])
                 model = open_backend(path, threads=threads)
             conf = max(float(entry.get("confidence_threshold", 0.001)), raw_conf)
-            det = Detector(model, conf=conf, iou=float(cfg.get("nms_iou", 0.6)),
-                           max_det=int(cfg.get("max_det", 300)), class_names=self.class_names)
-            self.detectors.append(det)
+            detectors.append(Detector(model, conf=conf, iou=float(cfg.get("nms_iou", 0.6)),
+                                      max_det=int(cfg.get("max_det", 300)), class_names=class_names))
             self.model_files.append(path)
-        self.views = views_from_config(cfg.get("tta") or {})
-        self.fusion = dict(cfg.get("fusion") or {"method": "wbf"})
-        index = {n: i for i, n in enumerate(self.class_names)}
-        calib = cfg.get("calibration") or {}
-        self.per_class = {index[n]: p for n, p in calib.items() if n != POOLED} if calibrate else {}
-        self.pooled = calib.get(POOLED) if calibrate else None
-        thresholds = cfg.get("thresholds") or {}
-        self.thresholds = np.array([float(thresholds.get(n, raw_conf)) for n in self.class_names], np.float32)
-        self.apply_thresholds = apply_thresholds
+        super().__init__(detectors, views_from_config(cfg.get("tta") or {}), fusion_options(cfg.get("fusion")),
+                         [e["name"] for e in cfg["models"]],
+                         calibration=(cfg.get("calibration") or {}) if calibrate else None,
+                         thresholds=threshold_array(cfg.get("thresholds"), class_names, raw_conf),
+                         apply_thresholds=apply_thresholds)
+
+    @property
+    def detectors(self) -> list:
+        return self.members
 
     @property
     def backend_kind(self) -> str:
-        return "+".join(sorted({d.backend.kind for d in self.detectors}))
-
-    def predict_sources(self, images: list) -> list:
-        """out[image] = list of EdgeDetections, one per (model, view), in original-image pixels."""
-        out = [[] for _ in images]
-        for det in self.detectors:
-            mapped = predict_views(lambda batch, hw, det=det: det.predict(batch, input_hw=hw),
-                                   images, self.views, det.input_hw, det.backend.stride)
-            for i, per_view in enumerate(mapped):
-                hw = images[i].shape[:2]
-                out[i].extend(EdgeDetections(xyxy, d.scores, d.class_ids, hw) for d, xyxy in per_view)
-        return out
-
-    def fuse_sources(self, sources: list, image_hw: tuple) -> EdgeDetections:
-        f = self.fusion
-        skip = float(f.get("skip_box_threshold", 0.001))
-        h, w = image_hw
-        scale = np.array([w, h, w, h], dtype=np.float64)
-        boxes, scores, labels = [], [], []
-        for s in sources:
-            keep = s.scores >= skip
-            norm = np.clip(s.xyxy[keep].astype(np.float64) / scale, 0.0, 1.0)
-            area = (norm[:, 2] > norm[:, 0]) & (norm[:, 3] > norm[:, 1])
-            boxes.append(norm[area])
-            scores.append(s.scores[keep][area].astype(np.float64))
-            labels.append(s.class_ids[keep][area].astype(np.float64))
-        if sum(len(s) for s in scores) == 0:
-            return EdgeDetections(np.zeros((0, 4)), np.zeros(0), np.zeros(0), image_hw)
-        base = f.get("weights")
-        weights = None if base is None else [float(base[m]) for m in range(len(self.detectors))
-                                             for _ in self.views]
-        b, sc, lab = fuse(f.get("method", "wbf"), boxes, scores, labels, weights=weights,
-                          iou_thr=float(f.get("iou_threshold", 0.55)), skip_box_thr=skip,
-                          conf_type=f.get("conf_type", "avg"))
-        fused = EdgeDetections(np.asarray(b, np.float64).reshape(-1, 4) * scale, sc,
-                               np.rint(np.asarray(lab)).astype(np.int64), image_hw)
-        order = np.lexsort((fused.xyxy[:, 1], fused.xyxy[:, 0], fused.class_ids, -fused.scores))
-        return fused.select(order)
-
-    def calibrate(self, dets: EdgeDetections) -> EdgeDetections:
-        if not self.per_class and self.pooled is None:
-            return dets
-        scores = apply_per_class(dets.scores, dets.class_ids, self.per_class, self.pooled)
-        out = EdgeDetections(dets.xyxy, scores, dets.class_ids, dets.image_hw)
-        return out.select(np.argsort(-out.scores, kind="stable"))
-
-    def predict(self, images: list) -> list:
-        results = []
-        for image, sources in zip(images, self.predict_sources(images)):
-            dets = self.calibrate(self.fuse_sources(sources, image.shape[:2]))
-            if self.apply_thresholds:
-                dets = dets.select(dets.scores >= self.thresholds[dets.class_ids])
-            results.append(dets)
-        return results
+        return "+".join(sorted({d.backend.kind for d in self.members}))

@@ -15,25 +15,56 @@ Predictions on a view map back with the exact inverse transform.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
+from .detections import Detections
 from .preprocess import Letterbox, letterbox
 
 
-class View(NamedTuple):
+@dataclass(frozen=True)
+class View:
+    """One augmented view: optional flips, then a counter-clockwise quarter turn, then a rescale."""
+
     hflip: bool = False
     vflip: bool = False
-    rotation: int = 0  # degrees counter-clockwise
+    rotation: int = 0  # degrees counter-clockwise: 0, 90, 180 or 270
     scale: float = 1.0
+
+    def __post_init__(self):
+        if self.rotation not in (0, 90, 180, 270):
+            raise ValueError(f"View: rotation must be 0, 90, 180 or 270, got {self.rotation}")
+        if not self.scale > 0:
+            raise ValueError(f"View: scale must be > 0, got {self.scale}")
+
+    @property
+    def name(self) -> str:
+        parts = [p for p, on in (("hflip", self.hflip), ("vflip", self.vflip)) if on]
+        if self.rotation:
+            parts.append(f"rot{self.rotation}")
+        if self.scale != 1.0:
+            parts.append(f"scale{self.scale:g}")
+        return "+".join(parts) or "identity"
 
     @property
     def is_identity(self) -> bool:
         return self == View()
 
+    def output_size(self, image_size: tuple) -> tuple:
+        """(height, width) of the image after the flips and turn (a rescale happens at the model input)."""
+        return geometric_size(image_size, self)
 
-def views_from_config(tta: dict) -> list:
+
+def views_from_config(tta) -> list:
+    """The identity plus one view per enabled augmentation; identity only when disabled.
+
+    `tta` is the config's `tta` section: a mapping (deployment_config.yaml) or a `TTAConfig`. Views
+    are not combined with each other: each one costs a full forward pass.
+    """
+    if hasattr(tta, "model_dump"):
+        tta = tta.model_dump()
     views = [View()]
     if not tta or not tta.get("enabled", False):
         return views
@@ -43,7 +74,7 @@ def views_from_config(tta: dict) -> list:
         views.append(View(vflip=True))
     views.extend(View(rotation=int(r)) for r in tta.get("rotations", []))
     views.extend(View(scale=float(s)) for s in tta.get("scales", [1.0]) if float(s) != 1.0)
-    return list(dict.fromkeys(views))
+    return list(dict.fromkeys(views))  # drop duplicates, keep order
 
 
 # -- flips and quarter turns (pixel-exact) ----------------------------------------------------------
@@ -141,12 +172,23 @@ def boxes_to_original(xyxy, view, image_size: tuple, placed: Letterbox | None) -
     return np.clip(b, 0, [w, h, w, h])  # resampling can put an edge a hair outside the image
 
 
-def predict_views(predict, images: list, views: list, input_hw: tuple | None, stride: int = 32) -> list:
-    """Every view of every image through `predict(batch, run_hw) -> detections with .xyxy`.
+def model_input_hw(model) -> tuple:
+    """(h, w) a model runs at: its `imgsz` (an int or (h, w)), what a rescale view is relative to."""
+    size = getattr(model, "imgsz", None)
+    if size is None:
+        raise ValueError(f"{type(model).__name__} has no input size (imgsz); a TTA scale view needs one")
+    return (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
 
-    One `predict` call per distinct input size (one call in all unless a view upscales). Returns
-    `out[i][v] = (detections, xyxy in image i's own pixels)`.
+
+def predict_views(model, images: list, views: list) -> list:
+    """Every view of every image through one model: `out[i][v]`, image i's detections from view v in
+    image i's own pixels.
+
+    `model` is any predictor: `predict(images, imgsz=None) -> list[Detections]`, `imgsz`, `stride`.
+    One `predict` call per distinct input size (one call in all unless a view upscales).
     """
+    input_hw = model_input_hw(model) if any(v.scale != 1.0 for v in views) else None
+    stride = int(getattr(model, "stride", 32))
     groups: dict = {}
     for i, image in enumerate(images):
         for v, view in enumerate(views):
@@ -154,6 +196,11 @@ def predict_views(predict, images: list, views: list, input_hw: tuple | None, st
             groups.setdefault(vin.run_hw, []).append((i, v, vin))
     out = [[None] * len(views) for _ in images]
     for run_hw, items in groups.items():
-        for (i, v, vin), dets in zip(items, predict([vin.image for _, _, vin in items], run_hw)):
-            out[i][v] = (dets, boxes_to_original(dets.xyxy, views[v], images[i].shape[:2], vin.placed))
+        batch = [vin.image for _, _, vin in items]
+        # a model's own size runs as a plain call, so a fixed-size backend never sees `imgsz`
+        results = model.predict(batch) if run_hw == input_hw else model.predict(batch, imgsz=run_hw)
+        for (i, v, vin), dets in zip(items, results):
+            size = images[i].shape[:2]
+            xyxy = boxes_to_original(dets.xyxy, views[v], size, vin.placed)
+            out[i][v] = Detections(xyxy, dets.scores, dets.class_ids, size, dict(dets.extra))
     return out
