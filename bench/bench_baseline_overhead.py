@@ -1,7 +1,8 @@
 """Our wrapper must cost nothing: `marauder train-baseline` vs Ultralytics' own `yolo train`.
 
-Same model (yolov8n from yaml), data (deepfish-det split by habitat), epochs, seed, image size, batch,
-learning rate, warm-up and accumulation (nbs = batch: no accumulation, as gradient_accumulation_steps=1).
+Same model (yolov8n from yaml: `baseline_yolo.pretrained=none`, so no ImageNet backbone is swapped in),
+data (deepfish-det split by habitat), epochs, seed, image size, batch, learning rate, warm-up and
+Ultralytics' own nominal batch (nbs 64: our wrapper keeps it unless gradient_accumulation_steps asks).
 Both run as fresh processes, alternating, twice each; the faster of each pair is compared (the machine
 is shared, so the minimum is the least noisy estimate). Final val metrics must match.
 """
@@ -52,7 +53,7 @@ def run_ours(ws: Path, data_yaml: Path) -> tuple[float, float, dict]:
     shutil.rmtree(ws / "runs", ignore_errors=True)
     shutil.rmtree(ws / "checkpoints", ignore_errors=True)
     cmd = [str(VENV_BIN / "marauder"), "train-baseline", "--workspace", str(ws),
-           "baseline_yolo.model_size=yolov8n", "baseline_yolo.use_ssl_backbone=false", f"baseline_yolo.data={data_yaml}",
+           "baseline_yolo.model_size=yolov8n", "baseline_yolo.pretrained=none", "baseline_yolo.use_ssl_backbone=false", f"baseline_yolo.data={data_yaml}",
            f"baseline_yolo.epochs={EPOCHS}", f"baseline_yolo.imgsz={IMGSZ}", f"baseline_yolo.batch_size={BATCH}",
            f"baseline_yolo.learning_rate={LR}", f"baseline_yolo.warmup_epochs={WARMUP}", "baseline_yolo.patience=100",
            "general.device=cpu", "general.num_workers=0", f"general.seed={SEED}", "general.mixed_precision=false"]
@@ -65,7 +66,7 @@ def run_peer(ws: Path, data_yaml: Path) -> tuple[float, float, dict]:
     shutil.rmtree(project, ignore_errors=True)
     cmd = [str(VENV_BIN / "yolo"), "train", "model=yolov8n.yaml", f"data={data_yaml}", f"epochs={EPOCHS}",
            f"imgsz={IMGSZ}", f"batch={BATCH}", f"lr0={LR}", f"warmup_epochs={WARMUP}", "patience=100",
-           "optimizer=SGD", f"nbs={BATCH}", "device=cpu", "workers=0", f"seed={SEED}", "deterministic=True",
+           "optimizer=SGD", "device=cpu", "workers=0", f"seed={SEED}", "deterministic=True",
            "amp=False", "plots=False", "verbose=False", "save_period=-1", "cache=False", f"project={project}",
            "name=peer", "exist_ok=True"]
     wall, cpu = _timed(cmd, cwd=ws)

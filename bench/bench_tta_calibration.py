@@ -52,14 +52,14 @@ def _timed_ms_per_image(fn, images, repeats: int = 1) -> float:
 
 
 def bench_set(name: str, group_by: str | None, work: Path) -> tuple[list[dict], dict]:
+    from marauder.calibrate.fit import label_detections
+    from marauder.calibrate.stage import run_calibrate
     from marauder.config.sections.deploy import CalibrationConfig, TTACalibrationConfig, TTAConfig
     from marauder.data.dataset import iter_split, load_dataset_yaml, read_ground_truth
     from marauder.data.organize import organize_dataset
     from marauder.engines.ultralytics.train import train_detector
     from marauder.evaluate.calibration import expected_calibration_error
     from marauder.evaluate.coco import coco_metrics
-    from marauder.infer.calibrate_stage import run_calibrate
-    from marauder.infer.calibration import label_detections
     from marauder.infer.pipeline_predictor import PipelinePredictor
     from marauder.runtime.pipeline import Pipeline
 

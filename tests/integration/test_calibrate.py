@@ -164,8 +164,8 @@ def test_hand_edited_pipeline_yaml_with_unknown_key(calibrated, tmp_path):
 
 
 def test_class_absent_from_calibration_data_is_reported(tiny_model, organized_sample, tmp_path):
+    from marauder.calibrate.stage import run_calibrate
     from marauder.config.sections.deploy import CalibrationConfig, TTACalibrationConfig, TTAConfig
-    from marauder.infer.calibrate_stage import run_calibrate
 
     for kind in ("images", "labels"):
         shutil.copytree(organized_sample / kind / "val", tmp_path / "data" / kind / "val")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from marauder.evaluate.calibration import expected_calibration_error
-from marauder.infer.calibration import (
+from marauder.calibrate.fit import (
     ScoredDetections,
     choose_calibrator,
     fit_calibrator,
@@ -16,6 +15,7 @@ from marauder.infer.calibration import (
     log_loss,
     save_calibrator_file,
 )
+from marauder.evaluate.calibration import expected_calibration_error
 from marauder.runtime.calibration import apply_calibrator, apply_per_class
 from marauder.types import Detections, GroundTruth
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from marauder.infer.thresholds import (
+from marauder.calibrate.thresholds import (
     bootstrap_pr,
     choose_class_thresholds,
     choose_threshold,
@@ -128,7 +128,7 @@ def _recall_at(threshold, scores, labels, gt):
 def test_heldout_recall_is_what_new_images_see_and_the_in_sample_recall_is_not():
     """The defect: the recall target is reached exactly on the data that chose the threshold, so on new
     data it falls short about half the time. Cross-fitted recall estimates the new-data recall."""
-    from marauder.infer.thresholds import choose_class_thresholds, heldout_operating_point
+    from marauder.calibrate.thresholds import choose_class_thresholds, heldout_operating_point
 
     rng = np.random.default_rng(7)
     in_sample, heldout, fresh = [], [], []
@@ -151,7 +151,7 @@ def test_heldout_recall_is_what_new_images_see_and_the_in_sample_recall_is_not()
 
 
 def test_heldout_points_carry_intervals_and_need_two_images():
-    from marauder.infer.thresholds import heldout_operating_point
+    from marauder.calibrate.thresholds import heldout_operating_point
 
     s, y, ids, gt = _simulated_class(np.random.default_rng(1))
     h = heldout_operating_point(s, np.zeros(len(s), int), y, ids, gt, ["fish"], folds=5, bootstrap=200)[0]

@@ -36,8 +36,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args, ctx) -> int:
+    from ..calibrate.stage import run_calibrate, summary_line
     from ..config.loader import save_resolved
-    from ..infer.calibrate_stage import run_calibrate, summary_line
 
     cfg = ctx.config
     ws = ctx.workspace

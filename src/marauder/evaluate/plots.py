@@ -61,20 +61,24 @@ def confusion_plot(matrix: np.ndarray, class_names: Sequence[str]) -> bytes:
     return _png(fig)
 
 
-def reliability_plot(curve: dict) -> bytes:
-    fig = _figure(4.5, 4.2)
-    ax = fig.add_subplot()
-    lower, upper = np.asarray(curve["bin_lower"]), np.asarray(curve["bin_upper"])
-    acc = np.asarray(curve["accuracy"], dtype=float)
-    centers = (lower + upper) / 2
-    ax.bar(centers, np.nan_to_num(acc), width=upper - lower, edgecolor="black", alpha=0.7, label="accuracy")
-    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    mean_score = np.asarray(curve["mean_score"], dtype=float)
-    ok = np.isfinite(mean_score)
-    ax.plot(mean_score[ok], acc[ok], "o-", color="tab:red", label="accuracy at mean score")
-    ax.set(xlabel="detection score", ylabel="fraction correct (IoU>=0.5)", xlim=(0, 1), ylim=(0, 1),
-           title=f"Reliability (ECE {curve['ece']:.3f})")
-    ax.legend(fontsize=7, loc="upper left")
+def reliability_plot(*curves: dict, titles: Sequence[str] = ()) -> bytes:
+    """One panel per reliability curve (`evaluate.calibration.reliability`), side by side: the evaluation
+    report draws one, the calibrate report raw scores beside calibrated ones."""
+    fig = _figure(4.5 * len(curves), 4.2)
+    axes = fig.subplots(1, len(curves), sharey=True, squeeze=False)[0]
+    for i, (ax, curve) in enumerate(zip(axes, curves)):
+        lower, upper = np.asarray(curve["bin_lower"]), np.asarray(curve["bin_upper"])
+        acc = np.asarray(curve["accuracy"], dtype=float)
+        centers = (lower + upper) / 2
+        ax.bar(centers, np.nan_to_num(acc), width=upper - lower, edgecolor="black", alpha=0.7, label="accuracy")
+        ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+        mean_score = np.asarray(curve["mean_score"], dtype=float)
+        ok = np.isfinite(mean_score)
+        ax.plot(mean_score[ok], acc[ok], "o-", color="tab:red", label="accuracy at mean score")
+        title = titles[i] if i < len(titles) else "Reliability"
+        ax.set(xlabel="detection score", xlim=(0, 1), ylim=(0, 1), title=f"{title} (ECE {curve['ece']:.3f})")
+    axes[0].set_ylabel("fraction correct (IoU>=0.5)")
+    axes[0].legend(fontsize=7, loc="upper left")
     return _png(fig)
 
 

@@ -53,7 +53,7 @@ def load_calibrators(spec: PipelineSpec, spec_path: Path) -> dict:
     pth = resolve_relative(spec_path, spec.calibrator)
     if not pth.is_file():
         return {}
-    from .calibration import load_calibrator_file
+    from ..calibrate.fit import load_calibrator_file
 
     by_name = load_calibrator_file(pth)["calibration"]
     unknown = [n for n in by_name if n != POOLED and n not in spec.class_names]

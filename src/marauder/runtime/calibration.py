@@ -18,7 +18,7 @@ METHODS = tuple(PARAMS)
 
 
 def logit(p) -> np.ndarray:
-    """log(p / (1 - p)) in float64, for the maps here and the fitters (marauder.infer.calibration)."""
+    """log(p / (1 - p)) in float64, for the maps here and the fitters (marauder.calibrate.fit)."""
     p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
     return np.log(p) - np.log1p(-p)
 
