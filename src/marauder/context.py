@@ -31,8 +31,12 @@ class Context:
     def config(self) -> MarauderConfig:
         return load_config(self.resolved_config_path, self.overrides)
 
-    def start_stage(self, log_name: str, output_dir: Path | None = None) -> logging.Logger:
-        """Log to logs/<log_name>.log and save the resolved config beside the stage's outputs."""
+    def start_stage(self, command: str, output_dir: Path | None = None) -> logging.Logger:
+        """Log to the stage's log (logs/<name>.log, named in workspace.STAGE_FOLDERS) and save the resolved
+        config beside its outputs."""
+        from .workspace import STAGE_FOLDERS
+
+        log_name = STAGE_FOLDERS[command].log
         logger = setup_logging(self.workspace.log_file(log_name), self.config.logging.level)
         from .fsio import clean_leftovers
         from .journal import recover

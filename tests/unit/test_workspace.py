@@ -26,6 +26,13 @@ GUIDE_PATHS = [
     ("deployment_dir", "checkpoints/tensorrt/nano_deployment"),
     ("annotation_package", "outputs/active_learning/annotation_package.zip"),
     ("logs_dir", "logs"),
+    ("ensemble_validation", "outputs/ensemble/validation.json"),
+    ("multiscale_comparison", "outputs/multiscale/multiscale_comparison.json"),
+    ("calibration_report", "checkpoints/tta_calibration/report.json"),
+    ("deployment_config", "checkpoints/tensorrt/nano_deployment/deployment_config.yaml"),
+    ("parity_report", "checkpoints/tensorrt/validation/parity_report.json"),
+    ("selection_ledger", "outputs/active_learning/ledger.csv"),
+    ("pipeline_state", "outputs/pipeline/state.json"),
 ]
 
 
@@ -44,6 +51,13 @@ CALLS = [
     ("outputs", "evaluation", "outputs/evaluation"),
     ("log_file", "1_baseline", "logs/1_baseline.log"),
     ("log_file", "5a_ensemble", "logs/5a_ensemble.log"),
+    ("multiscale_dir", "balanced", "checkpoints/ensemble/balanced_multiscale"),
+    ("stage_metrics", "baseline", "checkpoints/baseline/metrics.jsonl"),
+    ("evaluation_report", "pipeline", "outputs/evaluation/pipeline/report.json"),
+    ("stage_checkpoints", "calibrate", "checkpoints/tta_calibration"),
+    ("stage_checkpoints", "train-multiscale", "checkpoints/ensemble"),
+    ("stage_outputs", "train-multiscale", "outputs/multiscale"),
+    ("stage_outputs", "import-annotations", "outputs/active_learning"),
 ]
 
 
@@ -75,3 +89,20 @@ def test_splits_and_pools(tmp_path):
     ws = Workspace.at(tmp_path)
     assert SPLITS == ("train", "val", "test")
     assert ws.unlabelled_dirs == [tmp_path / "data/deepfish/images", tmp_path / "data/marauder/images"]
+
+
+def test_every_stage_command_has_one_row_naming_a_real_section():
+    """STAGE_FOLDERS is the one table of stage names: every command that starts a stage is in it, and
+    the section it names is a section of the config."""
+    import re
+
+    from marauder.config import MarauderConfig
+    from marauder.workspace import STAGE_FOLDERS
+
+    commands = Path(__file__).resolve().parents[2] / "src" / "marauder" / "commands"
+    started = {m for f in commands.glob("*.py") for m in re.findall(r'start_stage\("([a-z-]+)"', f.read_text())}
+    assert started == set(STAGE_FOLDERS)
+    sections = set(MarauderConfig.model_fields)
+    assert all(s.section is None or s.section in sections for s in STAGE_FOLDERS.values())
+    with pytest.raises(KeyError, match="no checkpoints folder"):
+        Workspace.at(".").stage_checkpoints("evaluate")

@@ -166,7 +166,7 @@ def import_annotations(cfg: ActiveLearningConfig, workspace: Workspace, annotati
     qa = {"per_class": table, "relabelled_pairs": pairs,
           "totals": {k: sum(row[k] for row in table.values()) for k in next(iter(table.values()), {})}}
 
-    report_dir = workspace.outputs("active_learning") / "imports" / pkg.package_id
+    report_dir = workspace.stage_outputs("import-annotations") / "imports" / pkg.package_id
     report_files = {"import_report.json": _json_bytes(report), "import_report.md": report_md.encode(),
                     "qa_diff.json": _json_bytes({**qa, "changes": changes_as_rows(changes)}),
                     "qa_diff.md": _qa_markdown(table, pairs).encode(), "qa_diff.csv": _changes_csv(changes)}

@@ -37,11 +37,11 @@ class ActiveLearningResult:
 
 
 def ledger_path(workspace: Workspace) -> Path:
-    return workspace.outputs("active_learning") / "ledger.csv"
+    return workspace.selection_ledger
 
 
 def packages_dir(workspace: Workspace) -> Path:
-    return workspace.outputs("active_learning") / "packages"
+    return workspace.stage_outputs("active-learn") / "packages"
 
 
 def labelled_image_dirs(workspace: Workspace) -> list[Path]:
@@ -119,7 +119,7 @@ def run_active_learning(cfg: ActiveLearningConfig, workspace: Workspace, *, extr
         raise DataError("no images in the unlabelled pool folders: "
                         + ", ".join(str(p) for _, p in folders)
                         + " (set active_learning.pool_dirs or data.extra_unlabelled_dirs)")
-    out_dir = workspace.outputs("active_learning")
+    out_dir = workspace.stage_outputs("active-learn")
     exclude = sent_hashes(ledger_path(workspace)) | hashes_of(labelled_image_dirs(workspace))
     log.info("pool: %d images in %d folders; %d known images excluded by content hash",
              len(entries), len(folders), len(exclude))

@@ -14,7 +14,7 @@ def run(args, ctx) -> int:
     from ..log import console
 
     cfg = ctx.config
-    ctx.start_stage("3_active_learning", ctx.workspace.outputs("active_learning"))
+    ctx.start_stage("active-learn", ctx.workspace.stage_outputs("active-learn"))
     device = args.device or (None if cfg.general.device == "auto" else cfg.general.device)
     result = run_active_learning(
         cfg.active_learning, ctx.workspace, extra_pool_dirs=list(cfg.data.extra_unlabelled_dirs),

@@ -41,8 +41,8 @@ def run(args, ctx) -> int:
 
     cfg = ctx.config
     ws = ctx.workspace
-    out = ws.path(args.output) if args.output else ws.checkpoints("tta_calibration")
-    logger = ctx.start_stage("7_tta_calibration")
+    out = ws.path(args.output) if args.output else ws.stage_checkpoints("calibrate")
+    logger = ctx.start_stage("calibrate")
     data = ws.path(args.calibration_data) if args.calibration_data else ws.organized_images("val")
     device = args.device or (None if cfg.general.device == "auto" else cfg.general.device)
     result = run_calibrate(

@@ -47,8 +47,8 @@ def run(args, ctx) -> int:
     baseline = ws.path(args.baseline) if args.baseline else None
     if baseline is not None and not baseline.exists():
         raise MissingInputError(baseline, "marauder evaluate" if baseline.suffix == ".json" else "marauder train-baseline")
-    out = ws.path(args.output) if args.output else ws.outputs("evaluation") / model.stem
-    logger = ctx.start_stage("evaluation")  # config saved beside the report only once it exists
+    out = ws.path(args.output) if args.output else ws.stage_outputs("evaluate") / model.stem
+    logger = ctx.start_stage("evaluate")  # config saved beside the report only once it exists
     device = args.device or (None if cfg.general.device == "auto" else cfg.general.device)
     result = run_evaluation(
         cfg.evaluation, model, data, critical_species=list(cfg.critical_species.species), output_dir=out,

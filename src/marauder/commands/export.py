@@ -30,7 +30,7 @@ def run(args, ctx) -> int:
 
     cfg = ctx.config
     ws = ctx.workspace
-    logger = ctx.start_stage("8_tensorrt_export", ws.checkpoints("tensorrt"))
+    logger = ctx.start_stage("export", ws.stage_checkpoints("export"))
     names = args.names or [Path(m).parent.name or Path(m).stem for m in args.models]
     pipeline = ws.path(args.pipeline_config) if args.pipeline_config else ws.pipeline_config
     imgsz = cfg.export.imgsz

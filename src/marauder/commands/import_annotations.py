@@ -24,7 +24,7 @@ def run(args, ctx) -> int:
     from ..log import console
 
     cfg = ctx.config
-    ctx.start_stage("3b_import_annotations")
+    ctx.start_stage("import-annotations")
     r = import_annotations(cfg.active_learning, ctx.workspace, ctx.workspace.path(args.annotations),
                            output=args.output, package=ctx.workspace.path(args.package) if args.package else None,
                            merge=args.merge, strict=args.strict)

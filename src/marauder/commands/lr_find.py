@@ -23,7 +23,7 @@ def run(args, ctx) -> int:
             lf = type(lf).model_validate({**lf.model_dump(), "steps": args.steps})
         except ValidationError as exc:
             raise ConfigError(f"--steps {args.steps}: {exc.errors()[0]['msg']}") from None
-    log = ctx.start_stage("lr_find", ws.path(lf.plot).parent)
+    log = ctx.start_stage("lr-find", ws.path(lf.plot).parent)
     result = run_lr_find(cfg.baseline_yolo, lf, cfg.general, ws)
     log.info("plot: %s", result.plot)
     print(f"suggested learning rate: {result.suggested_lr:.3g}  (set baseline_yolo.learning_rate)")

@@ -17,7 +17,7 @@ def add_arguments(parser) -> None:
 def run(args, ctx) -> int:
     from ..pipeline.runner import PipelineOptions, run_pipeline
 
-    ctx.start_stage("pipeline", ctx.workspace.outputs("pipeline"))
+    ctx.start_stage("pipeline", ctx.workspace.stage_outputs("pipeline"))
     opts = PipelineOptions(
         config_path=args.config, overrides=ctx.overrides, start=args.start, stop=args.stop,
         skip=tuple(args.skip), force=args.force, vendor_pause=not args.no_vendor_pause,

@@ -21,13 +21,13 @@ def run(args, ctx) -> int:
     if not cfg.ssl_pretraining.enabled:
         print("ssl_pretraining.enabled is false: nothing to do")
         return 0
-    out_dir = ws.checkpoints("ssl")
+    out_dir = ws.stage_checkpoints("ssl-pretrain")
     if args.unlabelled:
         dirs = [ws.path(d) for d in args.unlabelled]
     else:
         dirs = [*ws.unlabelled_dirs, ws.fathomnet_images, *(ws.path(d) for d in cfg.data.extra_unlabelled_dirs)]
     collect_images(dirs)  # an empty pool fails here, before the log and resolved config are written
-    log = ctx.start_stage("1_ssl_pretrain", out_dir)
+    log = ctx.start_stage("ssl-pretrain", out_dir)
     ssl_cfg = cfg.ssl_pretraining
     if ssl_cfg.backbone == "auto":
         from ..train.chain import planned_ssl_backbone

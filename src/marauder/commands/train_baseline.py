@@ -18,7 +18,7 @@ def run(args, ctx) -> int:
     cfg = ctx.config
     ws = ctx.workspace
     preflight(cfg.baseline_yolo, ws)  # bad input fails here, before the log and resolved config are written
-    log = ctx.start_stage("1_baseline", ws.checkpoints("baseline"))
+    log = ctx.start_stage("train-baseline", ws.stage_checkpoints("train-baseline"))
     result = run_baseline(cfg.baseline_yolo, cfg.general, ws, checkpointing=cfg.checkpointing,
                           logging_cfg=cfg.logging, resume=args.resume, ensemble=cfg.ensemble)
     m = result.metrics

@@ -20,7 +20,7 @@ def run(args, ctx) -> int:
     ws = ctx.workspace
     # bad input (unknown species, none in train, mismatched base model) fails before logs or files appear
     plan = preflight(cfg.critical_species, cfg.general, ws, baseline_epochs=cfg.baseline_yolo.epochs)
-    logger = ctx.start_stage("4_critical_species", ws.checkpoints(STAGE))
+    logger = ctx.start_stage("train-critical", ws.checkpoints(STAGE))
     result = run_critical_species(cfg.critical_species, cfg.general, ws, baseline_epochs=cfg.baseline_yolo.epochs,
                                   logging_cfg=cfg.logging, plan=plan)
     table = format_report(json.loads(result.report_json.read_text(encoding="utf-8")))

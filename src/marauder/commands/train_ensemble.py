@@ -24,7 +24,7 @@ def run(args, ctx) -> int:
 
     cfg = ctx.config
     ws = ctx.workspace
-    logger = ctx.start_stage("5a_ensemble", ws.checkpoints("ensemble"))
+    logger = ctx.start_stage("train-ensemble", ws.stage_checkpoints("train-ensemble"))
     resume = ws.path(args.resume) if args.resume else None
     only = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else None
     result = run_ensemble(cfg.ensemble, cfg.general, ws, resume=resume, only=only)
@@ -38,10 +38,10 @@ def run(args, ctx) -> int:
         device = None if cfg.general.device == "auto" else cfg.general.device
         validation = validate_ensemble(result, cfg.ensemble, split=args.split,
                                        imgsz=cfg.ensemble.imgsz or cfg.general.imgsz, device=device,
-                                       output_dir=ws.outputs("ensemble"))
+                                       output_dir=ws.stage_outputs("train-ensemble"))
         table = format_table(validation)
         for line in table.splitlines():
             logger.info("%s", line)
         print(table)
-        print(ws.outputs("ensemble") / "validation.json")
+        print(ws.ensemble_validation)
     return 0

@@ -20,8 +20,8 @@ def run(args, ctx) -> int:
 
     cfg = ctx.config
     ws = ctx.workspace
-    out = ws.outputs("multiscale")
-    logger = ctx.start_stage("6_multiscale", out)
+    out = ws.stage_outputs("train-multiscale")
+    logger = ctx.start_stage("train-multiscale", out)
     result = run_multiscale(cfg.multiscale_training, cfg.general, ws, models=args.models,
                             evaluate=not args.no_eval, output_dir=out)
     for m in result.models:

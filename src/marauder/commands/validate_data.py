@@ -29,7 +29,7 @@ def run(args, ctx) -> int:
     target = ctx.workspace.path(args.dataset) if args.dataset else ctx.workspace.organized_dir
     if args.dataset is None and not target.exists():
         raise MissingInputError(target, "marauder organize")
-    ctx.start_stage("validate_data")
+    ctx.start_stage("validate-data")
     report = validate_dataset(target, num_classes=args.nc, full_decode=args.full_decode)
     for issue in report.issues:
         console.print(str(issue), highlight=False, markup=False, soft_wrap=True)

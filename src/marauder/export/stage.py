@@ -89,7 +89,7 @@ def run_export(req: ExportRequest, cfg: ExportConfig, deploy: DeploymentConfig, 
     from .parity import validate_model, write_reports
 
     check_request(req)
-    root = workspace.checkpoints("tensorrt")
+    root = workspace.stage_checkpoints("export")
     onnx_dir, engine_dir = root / "models", root / "engines"
     if req.validate and (req.dataset_yaml is None or not Path(req.dataset_yaml).is_file()):
         raise MissingInputError(req.dataset_yaml or workspace.dataset_yaml, "marauder organize")

@@ -59,7 +59,7 @@ def run_pipeline(ctx, opts: PipelineOptions) -> int:
     from ..cli import main as cli_main
 
     ws, cfg = ctx.workspace, ctx.config
-    state = PipelineState.load(ws.outputs("pipeline") / "state.json")
+    state = PipelineState.load(ws.pipeline_state)
     stages = select_stages(opts.start, opts.stop, opts.skip)
     rc = 0
     vendor_back = ws.annotation_package.exists() and vendor_round_done(ws)

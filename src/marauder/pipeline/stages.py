@@ -43,7 +43,7 @@ def _variant_weights(ws: Workspace, cfg: MarauderConfig) -> list[Path]:
 
 
 def _multiscale_weights(ws: Workspace, cfg: MarauderConfig) -> list[Path]:
-    return [p.parent.with_name(p.parent.name + "_multiscale") / "best.pt" for p in _variant_weights(ws, cfg)]
+    return [ws.multiscale_dir(name) / "best.pt" for name in cfg.ensemble.variants]
 
 
 def _deployed_weights(ws: Workspace, cfg: MarauderConfig) -> list[Path]:
@@ -71,7 +71,7 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _ensemble_metric(ws: Workspace) -> str | None:
-    data = _read_json(ws.outputs("ensemble") / "validation.json")
+    data = _read_json(ws.ensemble_validation)
     if not data or not data.get("rows"):
         return None
     members = [r for r in data["rows"] if r["kind"] == "member" and r.get("mAP50-95") is not None]
@@ -82,13 +82,13 @@ def _ensemble_metric(ws: Workspace) -> str | None:
 
 
 def _multiscale_metric(ws: Workspace) -> str | None:
-    data = _read_json(ws.outputs("multiscale") / "multiscale_comparison.json")
+    data = _read_json(ws.multiscale_comparison)
     deltas = [r["AP_small_delta"] for r in (data or {}).get("rows", []) if r.get("AP_small_delta") is not None]
     return f"mean AP_small change={sum(deltas) / len(deltas):+.3f}" if deltas else None
 
 
 def _calibrate_metric(ws: Workspace) -> str | None:
-    data = _read_json(ws.checkpoints("tta_calibration") / "report.json")
+    data = _read_json(ws.calibration_report)
     try:
         return (f"mAP50-95 {data['map']['ensemble']['mAP50-95']:.3f}->{data['map']['ensemble_tta']['mAP50-95']:.3f}"
                 f" with TTA; ECE {data['ece']['before']:.3f}->{data['ece']['after']:.3f}")
@@ -97,13 +97,13 @@ def _calibrate_metric(ws: Workspace) -> str | None:
 
 
 def _export_metric(ws: Workspace) -> str | None:
-    data = _read_json(ws.checkpoints("tensorrt") / "validation" / "parity_report.json")
+    data = _read_json(ws.parity_report)
     return None if data is None else f"parity {'passed' if data.get('passed') else 'FAILED'}"
 
 
 def _best_metric(ws: Workspace, stage: str) -> str | None:
     """The last line of a training stage's metrics.jsonl, when it has one."""
-    path = ws.checkpoints(stage) / "metrics.jsonl"
+    path = ws.stage_metrics(stage)
     try:
         last = json.loads(path.read_text().strip().splitlines()[-1])
     except (OSError, IndexError, ValueError):
@@ -182,7 +182,7 @@ STAGES: list[Stage] = [
         "export", ("export", "deployment", "evaluation", "baseline_yolo", "critical_species", "ensemble",
                    "tta_calibration", "general"),
         inputs=lambda ws, cfg: [*_deployed_weights(ws, cfg), ws.pipeline_config],
-        outputs=lambda ws, cfg: [ws.deployment_dir / "deployment_config.yaml"],
+        outputs=lambda ws, cfg: [ws.deployment_config],
         args=lambda ws, cfg: [
             "--models", *map(str, _deployed_weights(ws, cfg)),
             "--names", *(p.parent.name for p in _deployed_weights(ws, cfg)),  # as calibrate names them
@@ -193,12 +193,12 @@ STAGES: list[Stage] = [
     Stage(
         "evaluate", ("evaluation", "critical_species", "general"),
         inputs=lambda ws, cfg: [ws.pipeline_config, ws.organized_dir],
-        outputs=lambda ws, cfg: [ws.outputs("evaluation") / "pipeline" / "report.json"],
+        outputs=lambda ws, cfg: [ws.evaluation_report()],
         args=lambda ws, cfg: [
             "--model", str(ws.pipeline_config), "--test-data", str(ws.dataset_yaml),
-            "--output", str(ws.outputs("evaluation") / "pipeline"),
+            "--output", str(ws.evaluation_report().parent),
         ],
-        metric=lambda ws: _json_metric(ws.outputs("evaluation") / "pipeline" / "report.json",
+        metric=lambda ws: _json_metric(ws.evaluation_report(),
                                        "summary", "mAP50-95"),
     ),
 ]

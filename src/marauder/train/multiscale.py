@@ -45,7 +45,7 @@ def multiscale_target(source: Path) -> tuple[str, Path]:
 
 def discover_models(workspace: Workspace) -> list[Path]:
     """Every checkpoints/ensemble/<variant>/best.pt that is not itself a multi-scale output."""
-    root = workspace.checkpoints("ensemble")
+    root = workspace.stage_checkpoints("train-ensemble")
     return sorted(p for p in root.glob("*/best.pt") if not p.parent.name.endswith(SUFFIX))
 
 
@@ -66,7 +66,7 @@ def run_multiscale(cfg: MultiscaleTrainingConfig, general: GeneralConfig, worksp
     chosen = models or cfg.models or []
     sources = [workspace.path(m) for m in chosen] if chosen else discover_models(workspace)
     if not sources:
-        raise MissingInputError(workspace.checkpoints("ensemble") / "<variant>" / "best.pt",
+        raise MissingInputError(workspace.ensemble_dir("<variant>") / "best.pt",
                                 "marauder train-ensemble")
     for source in sources:
         if not source.is_file():
