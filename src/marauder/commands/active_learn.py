@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from ..pipeline.declare import Stage
+
 HELP = "pick the most informative unlabelled images and write outputs/active_learning/annotation_package.zip"
+
+# what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
+STAGE = Stage(
+    "active-learn", ("active_learning", "data", "general"),
+    inputs=lambda ws, cfg: [ws.baseline_best, *ws.unlabelled_dirs],  # the pool it picks from
+    outputs=lambda ws, cfg: [ws.annotation_package],
+)
 
 
 def add_arguments(parser) -> None:

@@ -4,7 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..pipeline.declare import Stage, deployed_weights, read_json
+
 HELP = "fit TTA, fusion, score calibration and per-class thresholds on labelled data (pipeline_config.yaml)"
+
+# what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
+def _tta_and_ece(ws) -> str | None:
+    data = read_json(ws.calibration_report)
+    try:
+        return (f"mAP50-95 {data['map']['ensemble']['mAP50-95']:.3f}->{data['map']['ensemble_tta']['mAP50-95']:.3f}"
+                f" with TTA; ECE {data['ece']['before']:.3f}->{data['ece']['after']:.3f}")
+    except (TypeError, KeyError):
+        return None
+
+
+STAGE = Stage(
+    "calibrate", ("tta_calibration", "critical_species", "general"),
+    inputs=lambda ws, cfg: [*deployed_weights(ws, cfg), ws.organized_dir],
+    outputs=lambda ws, cfg: [ws.pipeline_config, ws.calibrator],
+    args=lambda ws, cfg: [
+        "--models", *map(str, deployed_weights(ws, cfg)),
+        "--calibration-data", str(ws.organized_images("val")),
+    ],
+    metric=_tta_and_ece,
+)
 
 
 def add_arguments(parser) -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from ..pipeline.declare import Stage
+
 HELP = "download FathomNet images + YOLO labels + metadata.json (resumable, concurrent, retrying)"
+
+# what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
+STAGE = Stage(
+    "download", ("data",),
+    outputs=lambda ws, cfg: [ws.fathomnet_metadata],
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

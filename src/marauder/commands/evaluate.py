@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..pipeline.declare import Stage, json_metric
+
 HELP = "evaluate a .pt/.onnx/.engine model or a pipeline config on a dataset split (report.json/md/html)"
+
+# what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
+STAGE = Stage(
+    "evaluate", ("evaluation", "critical_species", "general"),
+    inputs=lambda ws, cfg: [ws.pipeline_config, ws.organized_dir],
+    outputs=lambda ws, cfg: [ws.evaluation_report()],
+    args=lambda ws, cfg: [
+        "--model", str(ws.pipeline_config), "--test-data", str(ws.dataset_yaml),
+        "--output", str(ws.evaluation_report().parent),
+    ],
+    metric=lambda ws: json_metric(ws.evaluation_report(), "summary", "mAP50-95"),
+)
 
 
 def add_arguments(parser) -> None:

@@ -4,7 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..pipeline.declare import Stage, deployed_weights, read_json
+
 HELP = "export models to ONNX/TensorRT, validate them against PyTorch and package them for the Jetson"
+
+# what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
+def _parity(ws) -> str | None:
+    data = read_json(ws.parity_report)
+    return None if data is None else f"parity {'passed' if data.get('passed') else 'FAILED'}"
+
+
+STAGE = Stage(
+    # evaluation: --validate's split, the package's nms_iou; the training sections: what the package states
+    "export", ("export", "deployment", "evaluation", "baseline_yolo", "critical_species", "ensemble",
+               "tta_calibration", "general"),
+    inputs=lambda ws, cfg: [*deployed_weights(ws, cfg), ws.pipeline_config],
+    outputs=lambda ws, cfg: [ws.deployment_config],
+    args=lambda ws, cfg: [
+        "--models", *map(str, deployed_weights(ws, cfg)),
+        "--names", *(p.parent.name for p in deployed_weights(ws, cfg)),  # as calibrate names them
+        "--validate", "--package",
+    ],
+    metric=_parity,
+)
 
 
 def add_arguments(parser) -> None:

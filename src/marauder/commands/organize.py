@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..pipeline.declare import Stage
+
 HELP = "split labelled images into train/val/test (stratified, group-aware) and write dataset.yaml"
+
+# what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
+STAGE = Stage(
+    "organize", ("data", "general"),
+    inputs=lambda ws, cfg: [ws.fathomnet_images, ws.fathomnet_labels],
+    outputs=lambda ws, cfg: [ws.dataset_yaml],
+    args=lambda ws, cfg: [
+        "--source-images", str(ws.fathomnet_images), "--source-labels", str(ws.fathomnet_labels),
+        "--output", str(ws.organized_dir), "--split", *map(str, cfg.data.organize.split),
+    ],
+)
 
 
 def add_arguments(parser) -> None:

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from ..pipeline.declare import Stage, last_epoch_metric
+
 HELP = "self-supervised MoCo v3 pretraining on unlabelled images -> checkpoints/ssl/best_moco.pth"
+
+# what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
+STAGE = Stage(
+    "ssl-pretrain", ("ssl_pretraining", "data", "general"),
+    # organized/: its train/val crops are the probe, its test images are kept out of the pool
+    inputs=lambda ws, cfg: [*ws.unlabelled_dirs, ws.fathomnet_images, ws.organized_dir],
+    outputs=lambda ws, cfg: [ws.ssl_best],
+    enabled=lambda cfg: cfg.ssl_pretraining.enabled,
+    metric=lambda ws: last_epoch_metric(ws, "ssl"),
+)
 
 
 def add_arguments(parser) -> None:

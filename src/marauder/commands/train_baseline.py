@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..pipeline.declare import Stage, last_epoch_metric
+
 HELP = "train the baseline YOLO detector -> checkpoints/baseline/best.pt (resumes an interrupted run)"
+
+# what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
+STAGE = Stage(
+    "train-baseline", ("baseline_yolo", "ensemble", "general", "checkpointing"),  # ensemble: the one architecture
+    inputs=lambda ws, cfg: [ws.organized_dir, *([ws.ssl_best] if cfg.baseline_yolo.use_ssl_backbone else [])],
+    outputs=lambda ws, cfg: [ws.baseline_best],
+    metric=lambda ws: last_epoch_metric(ws, "baseline"),
+)
 
 
 def add_arguments(parser) -> None:

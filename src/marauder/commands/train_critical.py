@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from ..pipeline.declare import Stage, last_epoch_metric
+
 HELP = ("specialise on critical species (oversampling, hard negative mining) -> "
         "checkpoints/critical_species/best.pt; exits 1 when a species misses critical_species.min_recall")
+
+# what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
+STAGE = Stage(
+    "train-critical", ("critical_species", "baseline_yolo", "general"),
+    inputs=lambda ws, cfg: [ws.organized_dir, ws.baseline_best],
+    outputs=lambda ws, cfg: [ws.critical_best],
+    metric=lambda ws: last_epoch_metric(ws, "critical_species"),
+)
 
 
 def add_arguments(parser) -> None:

@@ -4,7 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..pipeline.declare import Stage, read_json, variant_weights
+
 HELP = "train the ensemble variants (checkpoints/ensemble/<variant>/) and optionally validate the fusion"
+
+# what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
+def _fused_vs_best_member(ws) -> str | None:
+    data = read_json(ws.ensemble_validation)
+    if not data or not data.get("rows"):
+        return None
+    members = [r for r in data["rows"] if r["kind"] == "member" and r.get("mAP50-95") is not None]
+    fused = next((r for r in data["rows"] if r["kind"] == "ensemble"), None)
+    if not members or fused is None or fused.get("mAP50-95") is None:
+        return None
+    return f"fused mAP50-95={fused['mAP50-95']:.3f} (best member {max(r['mAP50-95'] for r in members):.3f})"
+
+
+STAGE = Stage(
+    "train-ensemble", ("ensemble", "general"),
+    inputs=lambda ws, cfg: [ws.organized_dir, ws.critical_best],
+    outputs=variant_weights,
+    args=lambda ws, cfg: ["--validate"],
+    metric=_fused_vs_best_member,
+)
 
 
 def add_arguments(parser) -> None:

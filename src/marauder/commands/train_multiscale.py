@@ -4,7 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..pipeline.declare import Stage, multiscale_weights, read_json, variant_weights
+
 HELP = "multi-scale fine-tuning (<name>_multiscale checkpoints) with small-object AP before and after"
+
+# what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
+def _small_object_change(ws) -> str | None:
+    data = read_json(ws.multiscale_comparison)
+    deltas = [r["AP_small_delta"] for r in (data or {}).get("rows", []) if r.get("AP_small_delta") is not None]
+    return f"mean AP_small change={sum(deltas) / len(deltas):+.3f}" if deltas else None
+
+
+STAGE = Stage(
+    "train-multiscale", ("multiscale_training", "general"),
+    inputs=variant_weights,
+    outputs=multiscale_weights,
+    enabled=lambda cfg: cfg.multiscale_training.enabled,
+    metric=_small_object_change,
+)
 
 
 def add_arguments(parser) -> None:

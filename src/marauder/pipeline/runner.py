@@ -104,7 +104,7 @@ def run_pipeline(ctx, opts: PipelineOptions) -> int:
             break
     print_summary(state, stages)
     if rc == 0 and state.record(STAGES[-1].name).status == "done":
-        console.print(f"Evaluation report: {ws.outputs('evaluation') / 'pipeline' / 'report.html'}")
+        console.print(f"Evaluation report: {ws.evaluation_report().with_name('report.html')}")
         console.print(f"Deployment package: {ws.deployment_dir}")
     return rc
 
