@@ -219,3 +219,10 @@ def test_hand_edited_calibrator_is_an_error_naming_the_class_and_line(tmp_path, 
     doc["calibration"]["ray"] = {"method": "platt", "a": 1.0, "b": 0.0}
     path.write_text(yaml.safe_dump(doc))
     assert load_pipeline_spec(path).calibration["ray"] == {"method": "platt", "a": 1.0, "b": 0.0}
+
+
+def test_a_pipeline_refuses_calibrators_for_classes_it_does_not_have():
+    from marauder.runtime.pipeline import Pipeline
+
+    with pytest.raises(ValueError, match=r"calibration names unknown classes \['ray'\]"):
+        Pipeline([_Fixed(["fish"])], calibration={"ray": {"method": "identity"}})

@@ -64,6 +64,9 @@ class Pipeline:
             raise ValueError(f"fusion.weights has {len(weights)} entries for {len(self.members)} models")
         index = {n: i for i, n in enumerate(self.class_names)}
         calibration = dict(calibration or {})
+        unknown = [n for n in calibration if n != POOLED and n not in index]
+        if unknown:
+            raise ValueError(f"calibration names unknown classes {unknown}; class_names are {self.class_names}")
         self.per_class = {index[n]: p for n, p in calibration.items() if n != POOLED}
         self.pooled = calibration.get(POOLED)
         self.thresholds = thresholds
