@@ -6,6 +6,7 @@ from ..pipeline.declare import Stage
 
 HELP = "pick the most informative unlabelled images and write outputs/active_learning/annotation_package.zip"
 
+
 # what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
 STAGE = Stage(
     "active-learn", ("active_learning", "data", "general"),

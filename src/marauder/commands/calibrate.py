@@ -8,6 +8,7 @@ from ..pipeline.declare import Stage, deployed_weights, read_json
 
 HELP = "fit TTA, fusion, score calibration and per-class thresholds on labelled data (pipeline_config.yaml)"
 
+
 # what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
 def _tta_and_ece(ws) -> str | None:
     data = read_json(ws.calibration_report)

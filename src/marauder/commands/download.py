@@ -8,6 +8,7 @@ from ..pipeline.declare import Stage
 
 HELP = "download FathomNet images + YOLO labels + metadata.json (resumable, concurrent, retrying)"
 
+
 # what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
 STAGE = Stage(
     "download", ("data",),

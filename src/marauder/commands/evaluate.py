@@ -8,6 +8,7 @@ from ..pipeline.declare import Stage, json_metric
 
 HELP = "evaluate a .pt/.onnx/.engine model or a pipeline config on a dataset split (report.json/md/html)"
 
+
 # what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
 STAGE = Stage(
     "evaluate", ("evaluation", "critical_species", "general"),

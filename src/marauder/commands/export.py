@@ -8,6 +8,7 @@ from ..pipeline.declare import Stage, deployed_weights, read_json
 
 HELP = "export models to ONNX/TensorRT, validate them against PyTorch and package them for the Jetson"
 
+
 # what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
 def _parity(ws) -> str | None:
     data = read_json(ws.parity_report)

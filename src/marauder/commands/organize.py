@@ -8,6 +8,7 @@ from ..pipeline.declare import Stage
 
 HELP = "split labelled images into train/val/test (stratified, group-aware) and write dataset.yaml"
 
+
 # what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
 STAGE = Stage(
     "organize", ("data", "general"),

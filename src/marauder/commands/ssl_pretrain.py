@@ -6,6 +6,7 @@ from ..pipeline.declare import Stage, last_epoch_metric
 
 HELP = "self-supervised MoCo v3 pretraining on unlabelled images -> checkpoints/ssl/best_moco.pth"
 
+
 # what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
 STAGE = Stage(
     "ssl-pretrain", ("ssl_pretraining", "data", "general"),

@@ -8,6 +8,7 @@ from ..pipeline.declare import Stage, last_epoch_metric
 
 HELP = "train the baseline YOLO detector -> checkpoints/baseline/best.pt (resumes an interrupted run)"
 
+
 # what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
 STAGE = Stage(
     "train-baseline", ("baseline_yolo", "ensemble", "general", "checkpointing"),  # ensemble: the one architecture

@@ -7,6 +7,7 @@ from ..pipeline.declare import Stage, last_epoch_metric
 HELP = ("specialise on critical species (oversampling, hard negative mining) -> "
         "checkpoints/critical_species/best.pt; exits 1 when a species misses critical_species.min_recall")
 
+
 # what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
 STAGE = Stage(
     "train-critical", ("critical_species", "baseline_yolo", "general"),

@@ -8,6 +8,7 @@ from ..pipeline.declare import Stage, read_json, variant_weights
 
 HELP = "train the ensemble variants (checkpoints/ensemble/<variant>/) and optionally validate the fusion"
 
+
 # what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
 def _fused_vs_best_member(ws) -> str | None:
     data = read_json(ws.ensemble_validation)

@@ -8,6 +8,7 @@ from ..pipeline.declare import Stage, multiscale_weights, read_json, variant_wei
 
 HELP = "multi-scale fine-tuning (<name>_multiscale checkpoints) with small-object AP before and after"
 
+
 # what `marauder pipeline` needs to know about this stage (marauder.pipeline.declare)
 def _small_object_change(ws) -> str | None:
     data = read_json(ws.multiscale_comparison)
