@@ -49,23 +49,53 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Any command also takes config overrides as section.key=value, e.g. general.seed=1",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in COMMANDS.items():
-        module = importlib.import_module(f"marauder.commands.{module_name}")
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        p.add_argument("--config", type=Path, default=None,
-                       help="YAML config (default: config/training_config.yaml in the workspace if present)")
-        p.add_argument("--workspace", type=Path, default=None,
-                       help="root folder for data/, checkpoints/, outputs/, logs/ (default: current dir)")
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+    for name in COMMANDS:
+        module = command_module(name)
+        add_command_arguments(sub.add_parser(name, help=module.HELP, description=module.HELP), module)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def command_module(name: str):
+    return importlib.import_module(f"marauder.commands.{COMMANDS[name]}")
+
+
+def add_command_arguments(parser: argparse.ArgumentParser, module) -> None:
+    """What every command takes (--config, --workspace) and the command's own arguments."""
+    parser.add_argument("--config", type=Path, default=None,
+                        help="YAML config (default: config/training_config.yaml in the workspace if present)")
+    parser.add_argument("--workspace", type=Path, default=None,
+                        help="root folder for data/, checkpoints/, outputs/, logs/ (default: current dir)")
+    module.add_arguments(parser)
+    parser.set_defaults(_run=module.run)
+
+
+def command_arguments(name: str, argv: list[str]) -> argparse.Namespace:
+    """`argv` parsed by command `name`'s own parser, as `marauder <name> ...` would parse it."""
+    module = command_module(name)
+    parser = argparse.ArgumentParser(prog=f"marauder {name}")
+    add_command_arguments(parser, module)
+    return parser.parse_args(argv)
+
+
+def run_command(args: argparse.Namespace, ctx) -> int:
+    """Run a parsed command; a MarauderError is one line and its exit code, never a traceback."""
     from rich.markup import escape
 
-    from .context import Context
     from .log import console
+
+    try:
+        with extras_as_errors():
+            return int(args._run(args, ctx) or 0)
+    except MarauderError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .context import Context
     from .workspace import Workspace
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -78,16 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    ctx = Context(Workspace.at(args.workspace), args.config, overrides)
-    try:
-        with extras_as_errors():
-            return int(args._run(args, ctx) or 0)
-    except MarauderError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        console.print("interrupted")
-        return 130
+    return run_command(args, Context(Workspace.at(args.workspace), args.config, overrides))
 
 
 def script_main(command: str) -> None:

@@ -19,7 +19,7 @@ def run(args, ctx) -> int:
 
     ctx.start_stage("pipeline", ctx.workspace.stage_outputs("pipeline"))
     opts = PipelineOptions(
-        config_path=args.config, overrides=ctx.overrides, start=args.start, stop=args.stop,
+        start=args.start, stop=args.stop,
         skip=tuple(args.skip), force=args.force, vendor_pause=not args.no_vendor_pause,
     )
     return run_pipeline(ctx, opts)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from rich.table import Table
 
@@ -19,8 +18,6 @@ WAITING = "waiting for vendor labels"
 
 @dataclass
 class PipelineOptions:
-    config_path: Path | None
-    overrides: list[str]
     start: str | None = None
     stop: str | None = None
     skip: tuple[str, ...] = ()
@@ -48,16 +45,19 @@ def vendor_round_done(ws) -> bool:
     return bool(labels) and max(p.stat().st_mtime for p in labels) >= package.stat().st_mtime
 
 
-def _stage_argv(stage: Stage, ctx, opts: PipelineOptions) -> list[str]:
-    argv = [stage.name, "--workspace", str(ctx.workspace.root)]
-    if opts.config_path is not None:
-        argv += ["--config", str(opts.config_path)]
-    return argv + list(stage.args(ctx.workspace, ctx.config)) + list(opts.overrides)
+def run_stage(stage: Stage, ctx) -> int:
+    """The stage's command, called as `marauder <stage>` would call it: its `run` with the arguments its
+    declaration adds (parsed by the command's own parser, so every other argument has its CLI default)
+    and a context of its own on the same workspace, config file and overrides."""
+    from ..cli import command_arguments, run_command
+    from ..context import Context
+
+    args = command_arguments(stage.name, list(stage.args(ctx.workspace, ctx.config)))
+    args.config, args.workspace = ctx.config_path, ctx.workspace.root
+    return run_command(args, Context(ctx.workspace, ctx.config_path, list(ctx.overrides)))
 
 
 def run_pipeline(ctx, opts: PipelineOptions) -> int:
-    from ..cli import main as cli_main
-
     ws, cfg = ctx.workspace, ctx.config
     state = PipelineState.load(ws.pipeline_state)
     stages = select_stages(opts.start, opts.stop, opts.skip)
@@ -86,7 +86,7 @@ def run_pipeline(ctx, opts: PipelineOptions) -> int:
         console.rule(f"[bold]{stage.name}")
         state.mark(stage.name, status="running", started=time.time(), seconds=None)
         start = time.perf_counter()
-        rc = cli_main(_stage_argv(stage, ctx, opts))
+        rc = run_stage(stage, ctx)
         seconds = round(time.perf_counter() - start, 1)
         if rc != 0:
             state.mark(stage.name, status="failed", seconds=seconds)
