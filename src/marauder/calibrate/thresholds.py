@@ -10,7 +10,7 @@ Precision and recall of the chosen threshold come with bootstrap intervals over 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -185,34 +185,13 @@ def choose_class_thresholds(
             scores[m], labels[m], int(gt_counts[:, cid].sum()), goal, beta, critical_recall
         )
         if not np.isfinite(choice.threshold):
-            out[cid] = ThresholdChoice(
-                pooled.threshold,
-                choice.precision,
-                choice.recall,
-                choice.f_score,
-                goal,
-                choice.n_gt,
-                choice.n_detections,
-                target_reached=False,
-                note=f"{choice.note}: pooled threshold used",
-            )
+            out[cid] = replace(choice, threshold=pooled.threshold, objective=goal, target_reached=False,
+                               note=f"{choice.note}: pooled threshold used")
             continue
         p_ci, r_ci = bootstrap_pr(
             scores[m], labels[m], image_ids[m], gt_counts[:, cid], choice.threshold, bootstrap, seed + cid
         )
-        out[cid] = ThresholdChoice(
-            choice.threshold,
-            choice.precision,
-            choice.recall,
-            choice.f_score,
-            goal,
-            choice.n_gt,
-            choice.n_detections,
-            p_ci,
-            r_ci,
-            choice.target_reached,
-            choice.note,
-        )
+        out[cid] = replace(choice, objective=goal, precision_ci=p_ci, recall_ci=r_ci)
     return out
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime.fusion import fuse
-from ..runtime.spec import FUSION_KEYS
+from ..runtime.spec import FUSION_KEYS, fusion_options
 from ..types import Detections
 from .predictor import Predictor, load_predictor
 
@@ -64,16 +64,16 @@ class EnsemblePredictor:
 
 
 def _fusion_kwargs(fusion_cfg) -> dict:
+    """`fusion_options`, refusing what is neither a FusionConfig nor a mapping of its keys."""
     if fusion_cfg is None:
         return {}
-    if hasattr(fusion_cfg, "model_dump"):
-        fusion_cfg = fusion_cfg.model_dump()
-    if not isinstance(fusion_cfg, Mapping):
-        raise TypeError(f"fusion_cfg must be a FusionConfig or a mapping, got {type(fusion_cfg).__name__}")
-    unknown = set(fusion_cfg) - set(FUSION_KEYS)
-    if unknown:
-        raise ValueError(f"fusion_cfg: unknown keys {sorted(unknown)}; expected some of {sorted(FUSION_KEYS)}")
-    return dict(fusion_cfg)
+    if not hasattr(fusion_cfg, "model_dump"):
+        if not isinstance(fusion_cfg, Mapping):
+            raise TypeError(f"fusion_cfg must be a FusionConfig or a mapping, got {type(fusion_cfg).__name__}")
+        unknown = set(fusion_cfg) - set(FUSION_KEYS)
+        if unknown:
+            raise ValueError(f"fusion_cfg: unknown keys {sorted(unknown)}; expected some of {sorted(FUSION_KEYS)}")
+    return fusion_options(fusion_cfg)
 
 
 def load_ensemble(weights: Sequence[str | Path], conf_thresholds: Sequence[float] | None = None,
