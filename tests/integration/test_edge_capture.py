@@ -3,6 +3,7 @@ reconnection after a camera drop, and the energy governor."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -154,7 +155,8 @@ def test_unusable_engine_falls_back_to_onnx_in_auto_mode(pipeline, tmp_path, mon
     pkg = tmp_path / "pkg"
     shutil.copytree(pipeline.package_dir, pkg)
     (pkg / "engines" / "m.engine").write_bytes(b"an engine from another device")
-    config = dict(pipeline.config, models=[dict(pipeline.config["models"][0], engine="engines/m.engine")])
+    config = dataclasses.replace(pipeline.config,
+                                 models=[dataclasses.replace(pipeline.config.models[0], engine="engines/m.engine")])
     monkeypatch.setattr(edge_pipeline, "tensorrt_available", lambda: True)  # as if on a Jetson
     with caplog.at_level("WARNING", logger="marauder_edge"):
         edge = edge_pipeline.EdgePipeline(pkg, backend="auto", verify=False, config=config)

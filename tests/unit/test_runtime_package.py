@@ -92,11 +92,11 @@ def test_a_manifest_that_is_not_text_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("change,message", [
-    (lambda c: c.pop("imgsz"), "missing key 'imgsz'"),
-    (lambda c: c.update(models=[{"name": "a"}]), r"models\[0\] is missing key 'onnx'"),
+    (lambda c: c.pop("imgsz"), "imgsz: missing; a package states"),
+    (lambda c: c.update(models=[{"name": "a"}]), "models.0.onnx: missing; a package runs every model"),
     (lambda c: c.update(thresholds={"shark": 0.5}), "thresholds: names unknown classes"),
     (lambda c: c.update(thresholds={"fish": 1.5}), r"thresholds.fish: must be a number in \[0, 1\]"),
-    (lambda c: c.update(models=[]), "'models' is empty"),
+    (lambda c: c.update(models=[]), "models: is empty"),
     (lambda c: c.update(fusion={"method": "vote"}), "fusion.method: 'vote' is not one of"),
     (lambda c: c.update(fusion={"weights": [1.0, 2.0, 3.0]}), "fusion.weights: 3 entries for 1 models"),
     (lambda c: c.update(calibration={"fish": {"method": "beta"}}), "calibration.fish: method 'beta' is not one of"),
@@ -119,7 +119,7 @@ def test_json_twin_is_read_without_pyyaml(tmp_path, monkeypatch):
     pkg.mkdir()
     write_config(pkg, CONFIG)
     monkeypatch.setitem(sys.modules, "yaml", None)  # import yaml -> ImportError, as on a bare Jetson
-    assert load_deployment_config(pkg)["class_names"] == ["fish", "crab"]
+    assert load_deployment_config(pkg).class_names == ["fish", "crab"]
     (pkg / "deployment_config.yaml").write_text((pkg / "deployment_config.yaml").read_text() + "# edited\n")
     with pytest.raises(PackageError, match="edited after export and PyYAML is not installed"):
         load_deployment_config(pkg)
@@ -154,7 +154,7 @@ def test_tensorrt_missing_is_a_clear_error(tmp_path):
 
 ALLOWED = {"numpy", "cv2", "onnxruntime", "tensorrt", "yaml", "cuda", "__future__", "ast", "hashlib", "json",
            "logging", "os", "re", "shutil", "subprocess", "sys", "threading", "time", "typing", "argparse",
-           "math", "collections", "dataclasses", "array"}
+           "math", "collections", "dataclasses", "array", "copy"}
 
 
 @pytest.mark.parametrize("path", sorted(RUNTIME.glob("*.py")), ids=lambda p: p.name)
@@ -182,5 +182,5 @@ def test_int8_with_trtexec_is_refused_not_built_as_fp16(tmp_path):
 
     pkg = make_package(tmp_path)
     with pytest.raises(EdgeError, match="INT8 engines need the TensorRT Python API"):
-        build_package_engines(str(pkg), dict(CONFIG), int8=True, use_trtexec=True)
+        build_package_engines(str(pkg), load_deployment_config(pkg), int8=True, use_trtexec=True)
     assert not (pkg / "engines").exists()  # refused before anything was written

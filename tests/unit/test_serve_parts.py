@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from marauder.errors import ConfigError
+from marauder.runtime.spec import parse_spec
 from marauder.serve.images import ImageRejected, decode_image, sniff
 from marauder.serve.keys import hash_key, load_keys
 
@@ -134,7 +135,7 @@ def test_batcher_groups_concurrent_images_and_survives_a_failure():
 
 class FailingPipeline:
     class_names = ["a"]
-    config = {"models": [{"name": "m"}], "imgsz": 32}
+    config = parse_spec({"class_names": ["a"], "models": [{"name": "m", "onnx": "m.onnx"}], "imgsz": 32})
     backend_kind = "onnx"
 
     def predict(self, images):

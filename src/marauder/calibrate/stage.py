@@ -18,9 +18,9 @@ import yaml
 
 from ..errors import DataError, MarauderError
 from ..infer.pipeline_predictor import build_pipeline, load_member
-from ..infer.pipeline_spec import ModelEntry, PipelineSpec, load_pipeline_spec
+from ..infer.pipeline_spec import load_pipeline_spec
 from ..log import get_logger, progress
-from ..runtime.spec import POOLED
+from ..runtime.spec import POOLED, ModelSpec, PipelineSpec
 from ..runtime.tta import views_from_config
 from .data import labelled_batches, resolve_calibration_data
 from .fit import ScoredDetections, fit_per_class, save_calibrator_file
@@ -182,15 +182,15 @@ def run_calibrate(
         class_names=class_names,
         imgsz=imgsz,
         models=[
-            ModelEntry(
+            ModelSpec(
                 name=n,
                 path=os.path.relpath(m.resolve(), output_dir.resolve()),
                 confidence_threshold=cfg.raw_confidence,
             )
             for n, m in zip(names, models)
         ],
-        tta=cfg.tta,
-        fusion=cfg.fusion,
+        tta=cfg.tta.model_dump(),
+        fusion=cfg.fusion.model_dump(),
         raw_confidence=cfg.raw_confidence,
         calibrator="calibrator.pth",
         calibration=calibration,
@@ -271,7 +271,7 @@ def _spec_yaml(spec: PipelineSpec) -> str:
         "# calibration: class -> {method: identity|temperature|platt|isotonic, ...}; classes not\n"
         "# listed use '__pooled__'. thresholds: class -> operating threshold on the calibrated score.\n"
     )
-    body = yaml.dump(spec.model_dump(mode="json"), Dumper=_FlowListDumper, sort_keys=False, width=110)
+    body = yaml.dump(spec.to_mapping(package=False), Dumper=_FlowListDumper, sort_keys=False, width=110)
     return header + body
 
 

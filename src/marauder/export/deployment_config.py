@@ -13,6 +13,7 @@ from pathlib import Path
 from ..config.sections.deploy import DeploymentConfig, ExportConfig
 from ..errors import ConfigError
 from ..log import get_logger
+from ..runtime.spec import ModelSpec, PipelineSpec
 
 log = get_logger("export")
 
@@ -46,7 +47,7 @@ def choices_from_pipeline(spec_path: Path, names: list[str]) -> PipelineChoices:
                     spec_path, missing, spec.raw_confidence)
     return PipelineChoices(
         confidence={n: float(by_name.get(n, spec.raw_confidence)) for n in names},
-        fusion=spec.fusion.model_dump(), tta=spec.tta.model_dump(), raw_confidence=spec.raw_confidence,
+        fusion=dict(spec.fusion), tta=dict(spec.tta), raw_confidence=spec.raw_confidence,
         calibration=calibration, thresholds=dict(spec.thresholds),
         critical_species=list(spec.critical_species), imgsz=spec.imgsz, source=str(spec_path),
     )
@@ -67,7 +68,8 @@ def build_deployment_config(*, class_names: list[str], imgsz: int, models: list[
                             choices: PipelineChoices, export_cfg: ExportConfig,
                             deploy_cfg: DeploymentConfig, nms_iou: float, check_images: list[str],
                             int8_calibration_dir: str | None = None) -> dict:
-    """The dict written as deployment_config.yaml. `models`: name, onnx, engine, architecture, sha."""
+    """The mapping written as deployment_config.yaml: a `PipelineSpec` (checked as the vehicle will check
+    it) in plain YAML types. `models`: name, onnx, engine, architecture, input_hw, batch, onnx_sha256."""
     tta = dict(choices.tta)
     if deploy_cfg.tta is not None:
         tta["enabled"] = bool(deploy_cfg.tta)
@@ -77,26 +79,26 @@ def build_deployment_config(*, class_names: list[str], imgsz: int, models: list[
         raise ConfigError(f"TTA scales {upscales} run the model above its {imgsz}px input, which an exported "
                           "model cannot: calibrate with tta_calibration.tta.scales <= 1, or deploy without TTA "
                           f"(deployment.tta: false); from {choices.source or 'the pipeline config'}")
-    return {
-        "version": 1,
-        "class_names": list(class_names),
-        "imgsz": int(imgsz),
-        "models": [dict(m, confidence_threshold=choices.confidence[m["name"]]) for m in models],
-        "raw_confidence": float(choices.raw_confidence),
-        "nms_iou": float(nms_iou),
-        "max_det": 300,
-        "tta": tta,
-        "fusion": dict(choices.fusion),
-        "calibration": choices.calibration,
-        "thresholds": {c: float(t) for c, t in choices.thresholds.items()},
-        "critical_species": list(choices.critical_species),
-        "capture": {"target_fps": deploy_cfg.target_fps, "capture_duration": deploy_cfg.capture_duration,
-                    "min_fps": deploy_cfg.min_fps},
-        "energy": {"power_mode": deploy_cfg.power_mode, "power_modes_watts": dict(deploy_cfg.power_modes_watts),
-                   "idle_watts": deploy_cfg.idle_watts, "energy_budget_wh": deploy_cfg.energy_budget_wh},
-        "export": {"opset": export_cfg.opset, "dynamic_batch": export_cfg.dynamic_batch,
-                   "batch": export_cfg.batch, "fp16": export_cfg.fp16, "int8": export_cfg.int8,
-                   "workspace_gb": export_cfg.workspace_gb, "int8_calibration_dir": int8_calibration_dir},
-        "check_images": list(check_images),
-        "pipeline_config": choices.source,
-    }
+    spec = PipelineSpec(
+        class_names=list(class_names),
+        imgsz=int(imgsz),
+        models=[ModelSpec(**m, confidence_threshold=choices.confidence[m["name"]]) for m in models],
+        raw_confidence=float(choices.raw_confidence),
+        nms_iou=float(nms_iou),
+        max_det=300,
+        tta=tta,
+        fusion=dict(choices.fusion),
+        calibration=choices.calibration,
+        thresholds={c: float(t) for c, t in choices.thresholds.items()},
+        critical_species=list(choices.critical_species),
+        capture={"target_fps": deploy_cfg.target_fps, "capture_duration": deploy_cfg.capture_duration,
+                 "min_fps": deploy_cfg.min_fps},
+        energy={"power_mode": deploy_cfg.power_mode, "power_modes_watts": dict(deploy_cfg.power_modes_watts),
+                "idle_watts": deploy_cfg.idle_watts, "energy_budget_wh": deploy_cfg.energy_budget_wh},
+        export={"opset": export_cfg.opset, "dynamic_batch": export_cfg.dynamic_batch,
+                "batch": export_cfg.batch, "fp16": export_cfg.fp16, "int8": export_cfg.int8,
+                "workspace_gb": export_cfg.workspace_gb, "int8_calibration_dir": int8_calibration_dir},
+        check_images=list(check_images),
+        pipeline_config=choices.source,
+    )
+    return spec.to_mapping(package=True)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from ..errors import ConfigError, MarauderError
 from ..runtime.pipeline import Pipeline
-from ..runtime.spec import POOLED, calibrator_problem, fusion_options, threshold_array
+from ..runtime.spec import POOLED, PipelineSpec, calibrator_problem, fusion_options, threshold_array
 from ..runtime.tta import views_from_config
-from .pipeline_spec import PipelineSpec, load_pipeline_spec, resolve_relative
+from .pipeline_spec import load_pipeline_spec, resolve_relative
 
 
 def load_member(path: str | Path, **options):
@@ -111,7 +111,7 @@ class PipelinePredictor(Pipeline):
                 )
             )
             names.append(entry.name)
-        tta_cfg = self.spec.tta if tta is None else self.spec.tta.model_copy(update={"enabled": tta})
+        tta_cfg = self.spec.tta if tta is None else dict(self.spec.tta, enabled=tta)
         try:
             super().__init__(members, views_from_config(tta_cfg), fusion_options(self.spec.fusion), names,
                              calibration=load_calibrators(self.spec, self.path) if calibrate else None,

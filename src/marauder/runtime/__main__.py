@@ -33,12 +33,12 @@ def cmd_run(args) -> int:
 
     pipeline = _pipeline(args)
     cfg = pipeline.config
-    capture = cfg.get("capture") or {}
+    capture = cfg.capture
     fps = args.fps if args.fps is not None else float(capture.get("target_fps", 5.0))
     duration = args.duration if args.duration is not None else float(capture.get("capture_duration", 30.0))
     if fps <= 0 or duration <= 0:
         raise EdgeError(f"fps ({fps}) and duration ({duration} s) must be positive")
-    energy = dict(cfg.get("energy") or {})
+    energy = dict(cfg.energy)
     if args.power_mode:
         energy["power_mode"] = args.power_mode
     out = args.out or os.path.join("captures", "capture")
@@ -55,8 +55,8 @@ def cmd_plan(args) -> int:
     from .plan import format_table, measure_busy_s, model_size_letter, plan_rows
 
     cfg = load_deployment_config(args.package)
-    capture = cfg.get("capture") or {}
-    energy = dict(cfg.get("energy") or {})
+    capture = cfg.capture
+    energy = dict(cfg.energy)
     if args.power_mode:
         energy["power_mode"] = args.power_mode
     if args.latency_ms is not None:
@@ -67,9 +67,9 @@ def cmd_plan(args) -> int:
     fps_settings = args.fps or sorted({target, 5.0, 3.0, 2.0, 1.0}, reverse=True)
     duration = float(capture.get("capture_duration", 30.0))
     durations = args.duration or sorted({duration, 20.0}, reverse=True)
-    letter = model_size_letter(" ".join(m.get("architecture", "") for m in cfg["models"]))
+    letter = model_size_letter(" ".join(m.architecture for m in cfg.models))
     budget = float(energy.get("energy_budget_wh", 1.0))
-    rows = plan_rows(busy, len(cfg["models"]), letter, energy, fps_settings, durations, budget)
+    rows = plan_rows(busy, len(cfg.models), letter, energy, fps_settings, durations, budget)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

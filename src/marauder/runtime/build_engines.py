@@ -158,19 +158,20 @@ def check_engine(engine_path, onnx_path, images, conf=0.25, iou=0.6) -> dict:
     return report
 
 
-def build_package_engines(package_dir, config: dict, fp16=None, int8=None, workspace_gb=None,
+def build_package_engines(package_dir, config, fp16=None, int8=None, workspace_gb=None,
                           calib_dir=None, use_trtexec=False) -> list:
-    """Build and check an engine per model in the package; record them in engines/SHA256SUMS."""
+    """Build and check an engine per model in the package (`config`: its `PipelineSpec`); record them in
+    engines/SHA256SUMS."""
     try:
         import tensorrt  # noqa: F401
         have_api = True
     except ImportError:
         have_api = False
-    export = config.get("export") or {}
+    export = config.export
     fp16 = export.get("fp16", True) if fp16 is None else fp16
     int8 = export.get("int8", False) if int8 is None else int8
     workspace_gb = float(export.get("workspace_gb", 2.0) if workspace_gb is None else workspace_gb)
-    check_images = [os.path.join(package_dir, p) for p in config.get("check_images", [])]
+    check_images = [os.path.join(package_dir, p) for p in config.check_images]
     calib = []
     folder = calib_dir or (os.path.join(package_dir, export["int8_calibration_dir"])
                            if export.get("int8_calibration_dir") else None)
@@ -190,20 +191,19 @@ def build_package_engines(package_dir, config: dict, fp16=None, int8=None, works
     os.makedirs(engines_dir, exist_ok=True)
     fingerprint = device_fingerprint()
     reports, built = [], []
-    imgsz = int(config["imgsz"])
-    for entry in config["models"]:
-        onnx = os.path.join(package_dir, entry["onnx"])
-        engine = os.path.join(package_dir, entry.get("engine") or os.path.join("engines", entry["name"] + ".engine"))
-        hw = tuple(entry.get("input_hw", (imgsz, imgsz)))
+    for entry in config.models:
+        onnx = os.path.join(package_dir, entry.onnx)
+        engine = os.path.join(package_dir, entry.engine or os.path.join("engines", entry.name + ".engine"))
+        hw = tuple(entry.input_hw or (config.imgsz, config.imgsz))
         log.info("building %s from %s (fp16=%s int8=%s workspace %.1f GB)", engine, onnx, fp16, int8, workspace_gb)
         if have_api and not use_trtexec:
             build_with_python_api(onnx, engine, hw, fp16=fp16, int8=int8, calib_images=calib,
-                                  workspace_gb=workspace_gb, batch=int(entry.get("batch", 1) or 1),
-                                  dynamic_batch=bool(entry.get("dynamic_batch", False)))
+                                  workspace_gb=workspace_gb, batch=entry.batch or 1,
+                                  dynamic_batch=bool(entry.dynamic_batch))
         else:
             build_with_trtexec(onnx, engine, fp16=fp16, workspace_gb=workspace_gb)
-        meta = dict(fingerprint, names=config["class_names"], imgsz=list(hw), fp16=bool(fp16), int8=bool(int8),
-                    onnx_sha256=entry.get("onnx_sha256"))
+        meta = dict(fingerprint, names=config.class_names, imgsz=list(hw), fp16=bool(fp16), int8=bool(int8),
+                    onnx_sha256=entry.onnx_sha256)
         with open(engine_meta_path(engine), "w", encoding="utf-8") as fh:
             json.dump(meta, fh, indent=2)
         report = check_engine(engine, onnx, check_images)

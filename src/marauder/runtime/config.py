@@ -1,7 +1,9 @@
 """Read deployment_config.yaml: PyYAML when installed, else its JSON twin (same content).
 
 The export writes both files. The JSON twin records the sha256 of the YAML it mirrors, so a YAML
-edited on the device without PyYAML to read it is refused instead of silently ignored.
+edited on the device without PyYAML to read it is refused instead of silently ignored. The document is
+a `PipelineSpec` (marauder.runtime.spec), checked as pipeline_config.yaml is, plus what a package needs:
+its input size stated and an ONNX file for every model.
 """
 
 from __future__ import annotations
@@ -11,15 +13,13 @@ import os
 
 from .errors import PackageError
 from .package import sha256_of
-from .spec import problems
+from .spec import PipelineSpec, SpecError, parse_spec
 
 CONFIG_NAME = "deployment_config.yaml"
 JSON_TWIN = "deployment_config.json"
-REQUIRED = ("class_names", "imgsz", "models")
-MODEL_REQUIRED = ("name", "onnx")
 
 
-def load_deployment_config(package_dir) -> dict:
+def load_deployment_config(package_dir) -> PipelineSpec:
     package_dir = str(package_dir)
     path = os.path.join(package_dir, CONFIG_NAME)
     if not os.path.isfile(path):
@@ -46,20 +46,17 @@ def load_deployment_config(package_dir) -> dict:
     return validate(cfg, path)
 
 
-def validate(cfg, path: str = CONFIG_NAME) -> dict:
-    if not isinstance(cfg, dict):
-        raise PackageError(f"{path}: expected a mapping at the top level")
-    for key in REQUIRED:
-        if key not in cfg:
-            raise PackageError(f"{path}: missing key '{key}'")
-    if not cfg["models"]:
-        raise PackageError(f"{path}: 'models' is empty")
-    for i, model in enumerate(cfg["models"]):
-        for key in MODEL_REQUIRED:
-            if key not in model:
-                raise PackageError(f"{path}: models[{i}] is missing key '{key}'")
-    # the same checks as pipeline_config.yaml's, so a bad value stops the package at load time
-    found = problems(cfg)
+def validate(cfg, path: str = CONFIG_NAME) -> PipelineSpec:
+    found = []
+    if isinstance(cfg, dict):
+        found += [("imgsz", "missing; a package states its models' input size")] if "imgsz" not in cfg else []
+        for i, model in enumerate(cfg.get("models") or []):
+            if isinstance(model, dict) and not model.get("onnx"):
+                found.append((f"models.{i}.onnx", "missing; a package runs every model from its ONNX file"))
+    try:
+        spec = parse_spec(cfg)
+    except SpecError as exc:
+        found += exc.problems
     if found:
-        raise PackageError(f"{path}: " + "; ".join(f"{key}: {message}" for key, message in found))
-    return cfg
+        raise PackageError(f"{path}: " + "; ".join(f"{key}: {message}" if key else message for key, message in found))
+    return spec

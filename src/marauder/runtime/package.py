@@ -108,14 +108,13 @@ def check_coverage(root: str, listed: dict) -> None:
         raise PackageError(f"{manifest}: lists no files; a package's manifest covers every file the export "
                            "wrote (re-run `marauder export --package`)")
     cfg = load_deployment_config(root)
-    models = cfg.get("models") or []
-    required = [CONFIG_NAME, *(m["onnx"] for m in models if m.get("onnx"))]
+    required = [CONFIG_NAME, *(m.onnx for m in cfg.models)]
     unlisted = [f for f in required if f not in listed]
     if unlisted:
         raise PackageError(f"{manifest}: does not list {', '.join(unlisted)}, which {CONFIG_NAME} runs; the "
                            "manifest is partial or was edited")
-    for m in models:
-        want = m.get("onnx_sha256")
-        if want and listed.get(m["onnx"]) != want:
-            raise PackageError(f"{os.path.join(root, m['onnx'])}: not the model {CONFIG_NAME} was exported with "
-                               f"(onnx_sha256 {want[:12]}..., file {listed.get(m['onnx'], '?')[:12]}...)")
+    for m in cfg.models:
+        want = m.onnx_sha256
+        if want and listed.get(m.onnx) != want:
+            raise PackageError(f"{os.path.join(root, m.onnx)}: not the model {CONFIG_NAME} was exported with "
+                               f"(onnx_sha256 {want[:12]}..., file {listed.get(m.onnx, '?')[:12]}...)")

@@ -112,14 +112,15 @@ def tensorrt_available() -> bool:
     return True
 
 
-def choose_model_file(package_dir: str, entry: dict, backend: str) -> str:
-    """'tensorrt' needs the engine; 'onnx' the ONNX file; 'auto' prefers a built engine when it can run."""
-    onnx = os.path.join(package_dir, entry["onnx"])
-    engine = os.path.join(package_dir, entry["engine"]) if entry.get("engine") else None
+def choose_model_file(package_dir: str, entry, backend: str) -> str:
+    """'tensorrt' needs the engine; 'onnx' the ONNX file; 'auto' prefers a built engine when it can run.
+    `entry`: a `ModelSpec` of the package."""
+    onnx = os.path.join(package_dir, entry.onnx)
+    engine = os.path.join(package_dir, entry.engine) if entry.engine else None
     if backend == "tensorrt":
         if engine is None or not os.path.isfile(engine):
-            raise BackendUnavailable("{}: no TensorRT engine for model '{}': build it on this device with "
-                                     "./build_engines.sh".format(engine or package_dir, entry["name"]))
+            raise BackendUnavailable(f"{engine or package_dir}: no TensorRT engine for model '{entry.name}': "
+                                     "build it on this device with ./build_engines.sh")
         return engine
     if backend == "auto" and engine and os.path.isfile(engine) and tensorrt_available():
         return engine
@@ -135,6 +136,7 @@ class EdgePipeline(Pipeline):
         apply_thresholds: drop detections below their class's operating threshold (what the
             vehicle wants); False keeps everything down to raw_confidence (what mAP needs).
         calibrate: map scores through the fitted calibrators.
+        config: the package's `PipelineSpec`, when already loaded.
     """
 
     def __init__(self, package_dir, backend: str = "auto", apply_thresholds: bool = True,
@@ -143,11 +145,9 @@ class EdgePipeline(Pipeline):
         if verify:
             verify_package(self.package_dir)
         self.config = config if config is not None else load_deployment_config(self.package_dir)
-        cfg = self.config
-        class_names = list(cfg["class_names"])
-        raw_conf = float(cfg.get("raw_confidence", 0.01))
+        spec = self.config
         detectors, self.model_files = [], []
-        for entry in cfg["models"]:
+        for entry in spec.models:
             path = choose_model_file(self.package_dir, entry, backend)
             try:
                 model = open_backend(path, threads=threads)
@@ -155,17 +155,15 @@ class EdgePipeline(Pipeline):
                 if backend != "auto" or not path.endswith(".engine"):
                     raise
                 # the vehicle keeps working on ONNX Runtime; the message says how to fix the engine
-                log.warning("%s; using %s with ONNX Runtime instead", exc, entry["onnx"])
-                path = os.path.join(self.package_dir, entry["onnx"])
+                log.warning("%s; using %s with ONNX Runtime instead", exc, entry.onnx)
+                path = os.path.join(self.package_dir, entry.onnx)
                 model = open_backend(path, threads=threads)
-            conf = max(float(entry.get("confidence_threshold", 0.001)), raw_conf)
-            detectors.append(Detector(model, conf=conf, iou=float(cfg.get("nms_iou", 0.6)),
-                                      max_det=int(cfg.get("max_det", 300)), class_names=class_names))
+            detectors.append(Detector(model, conf=max(entry.confidence_threshold, spec.raw_confidence),
+                                      iou=spec.nms_iou, max_det=spec.max_det, class_names=spec.class_names))
             self.model_files.append(path)
-        super().__init__(detectors, views_from_config(cfg.get("tta") or {}), fusion_options(cfg.get("fusion")),
-                         [e["name"] for e in cfg["models"]],
-                         calibration=(cfg.get("calibration") or {}) if calibrate else None,
-                         thresholds=threshold_array(cfg.get("thresholds"), class_names, raw_conf),
+        super().__init__(detectors, views_from_config(spec.tta), fusion_options(spec.fusion), spec.model_names,
+                         calibration=spec.calibration if calibrate else None,
+                         thresholds=threshold_array(spec.thresholds, spec.class_names, spec.raw_confidence),
                          apply_thresholds=apply_thresholds)
 
     @property

@@ -60,7 +60,7 @@ class View:
 def views_from_config(tta) -> list:
     """The identity plus one view per enabled augmentation; identity only when disabled.
 
-    `tta` is the config's `tta` section: a mapping (deployment_config.yaml) or a `TTAConfig`. Views
+    `tta`: a `PipelineSpec.tta` mapping (either pipeline file) or the training config's `TTAConfig`. Views
     are not combined with each other: each one costs a full forward pass.
     """
     if hasattr(tta, "model_dump"):

@@ -149,7 +149,7 @@ def create_app(pipeline, cfg: ServeConfig, keys: KeyStore) -> FastAPI:
         status="ready", backend=pipeline.backend_kind,
         providers=sorted({p for d in getattr(pipeline, "detectors", [])
                           for p in (getattr(getattr(d.backend, "session", None), "get_providers", list)())}),
-        models=[m["name"] for m in pipeline.config["models"]], class_names=class_names,
+        models=pipeline.config.model_names, class_names=class_names,
         calibrated=bool(getattr(pipeline, "per_class", None) or getattr(pipeline, "pooled", None)),
         thresholds_applied=bool(getattr(pipeline, "apply_thresholds", True)), max_batch=cfg.max_batch)
     metrics.info.labels(backend=info.backend, models=",".join(info.models), classes=str(len(class_names))).set(1)

@@ -35,7 +35,7 @@ def build_service(cfg: ServeConfig, package_source, environ=None):
 
 def warm_up(loaded: LoadedPackage) -> None:
     """One grey frame through the pipeline so the first request does not pay for session start-up."""
-    size = int(loaded.pipeline.config.get("imgsz", 640))
+    size = loaded.pipeline.config.imgsz
     try:
         loaded.pipeline.predict([np.full((size, size, 3), 114, np.uint8)])
     except Exception as exc:  # a package that cannot run one frame must not start serving

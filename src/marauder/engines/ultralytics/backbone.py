@@ -186,10 +186,11 @@ def backbone_state_prefix(backbone: str) -> str:
 
 
 def save_init_checkpoint(model: nn.Module, path: str | Path, names: list[str] | None = None) -> Path:
-    """Save an in-memory DetectionModel as an Ultralytics-style checkpoint that YOLO(path) can train from."""
+    """Save an in-memory DetectionModel as an Ultralytics-style checkpoint that YOLO(path) can train from.
+    The model itself is saved (made float32, `names` set), not a copy: the callers build it for this."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = copy.deepcopy(model).float()
+    model = model.float()
     if names:
         model.names = dict(enumerate(names))
     tmp = path.with_name(f".{path.name}.tmp")
