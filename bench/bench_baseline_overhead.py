@@ -5,6 +5,9 @@ data (deepfish-det split by habitat), epochs, seed, image size, batch, learning 
 Ultralytics' own nominal batch (nbs 64: our wrapper keeps it unless gradient_accumulation_steps asks).
 Both run as fresh processes, alternating, `--repeat` times each (default 2); the fastest of each is
 compared (the machine is shared, so the minimum is the least noisy estimate). Final val metrics must match.
+Both write the same logs: Ultralytics' TensorBoard callback is off by default, so ours runs with
+`logging.tensorboard=false` for the comparison; a third run with our default (TensorBoard on)
+shows what that sink costs.
 
   python bench/bench_baseline_overhead.py [--repeat N]
 """
@@ -51,14 +54,15 @@ def _timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def run_ours(ws: Path, data_yaml: Path) -> tuple[float, float, dict]:
+def run_ours(ws: Path, data_yaml: Path, tensorboard: bool = False) -> tuple[float, float, dict]:
     shutil.rmtree(ws / "runs", ignore_errors=True)
     shutil.rmtree(ws / "checkpoints", ignore_errors=True)
     cmd = [str(VENV_BIN / "marauder"), "train-baseline", "--workspace", str(ws),
            "baseline_yolo.model_size=yolov8n", "baseline_yolo.pretrained=none", "baseline_yolo.use_ssl_backbone=false", f"baseline_yolo.data={data_yaml}",
            f"baseline_yolo.epochs={EPOCHS}", f"baseline_yolo.imgsz={IMGSZ}", f"baseline_yolo.batch_size={BATCH}",
            f"baseline_yolo.learning_rate={LR}", f"baseline_yolo.warmup_epochs={WARMUP}", "baseline_yolo.patience=100",
-           "general.device=cpu", "general.num_workers=0", f"general.seed={SEED}", "general.mixed_precision=false"]
+           "general.device=cpu", "general.num_workers=0", f"general.seed={SEED}", "general.mixed_precision=false",
+           f"logging.tensorboard={str(tensorboard).lower()}"]
     wall, cpu = _timed(cmd)
     return wall, cpu, _last_metrics(ws / "runs" / "baseline" / "results.csv")
 
@@ -88,7 +92,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp)
         data_yaml = habitat_split(ws / "data" / "organized")
-        ours_t, peer_t, ours_c, peer_c = [], [], [], []
+        ours_t, peer_t, ours_c, peer_c, tb_t = [], [], [], [], []
         for _ in range(repeat):
             t, c, ours_m = run_ours(ws, data_yaml)
             ours_t.append(t)
@@ -98,6 +102,9 @@ def main() -> int:
             peer_t.append(t)
             peer_c.append(c)
             print(f"yolo train: {t:.1f}s wall, {c:.1f}s CPU {peer_m}", flush=True)
+            t, _, _ = run_ours(ws, data_yaml, tensorboard=True)
+            tb_t.append(t)
+            print(f"marauder train-baseline, TensorBoard on: {t:.1f}s wall", flush=True)
     same = ours_m == peer_m
     notes = (f"yolov8n.yaml, deepfish-det habitat split, {EPOCHS} epochs @ {IMGSZ}px, batch {BATCH}, CPU; "
              f"wall ours={[round(t, 1) for t in ours_t]} peer={[round(t, 1) for t in peer_t]}; "
@@ -108,6 +115,9 @@ def main() -> int:
         row(f"CPU time (min of {repeat})", round(min(ours_c), 2), round(min(peer_c), 2), "yolo train (Ultralytics CLI)",
             units="s", target="ratio <= 1.03", higher_is_better=False,
             notes=f"user+sys of the process: ours={[round(c, 1) for c in ours_c]} peer={[round(c, 1) for c in peer_c]}"),
+        row(f"wall time, our default logging (TensorBoard on; min of {repeat})", round(min(tb_t), 2),
+            round(min(peer_t), 2), "yolo train (TensorBoard off, its default)", units="s", higher_is_better=False,
+            notes=f"what the TensorBoard sink costs: {min(tb_t) - min(ours_t):+.2f} s; walls {[round(t, 1) for t in tb_t]}"),
     ]
     # mAP after 3 epochs from scratch is 0 for both: the losses show the runs are the same run
     shown = [k for k in METRICS if not k.startswith("metrics/") or ours_m[k] or peer_m[k]]
