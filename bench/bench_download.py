@@ -1,7 +1,8 @@
 """FathomNet download throughput: `marauder download` vs fathomnet-py's own `fathomnet-generate`.
 
 Both run as real processes against the same fake FathomNet server (tests/fakes) on loopback with
-50 ms of latency added to every request, for the same concepts (Pterois, Strongylocentrotus
+50 ms of latency added to every request (and, like production servers, no Nagle delay on its
+sockets), for the same concepts (Pterois, Strongylocentrotus
 purpuratus, Haliotis, with descendants) over a catalogue of 500 real JPEGs. Images/s is counted
 over each command's whole wall time (start-up included); each is run `--repeat` times and the
 fastest run counts, since the shared host's load varies. Peak memory (max RSS) of `marauder
@@ -70,7 +71,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=500)
     ap.add_argument("--latency", type=float, default=0.05)
-    ap.add_argument("--repeat", type=int, default=2, help="runs per measurement; the fastest counts (noisy host)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the fastest counts (noisy host)")
     args = ap.parse_args()
     paths = jpeg_sources(SHARED_DATA if SHARED_DATA.is_dir() else None, None, args.images)
     if len(paths) < args.images:

@@ -11,19 +11,19 @@ light):
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
-
-try:
-    __version__ = _metadata.version("marauder")
-except _metadata.PackageNotFoundError:  # run from a source tree that is not installed
-    __version__ = "0+unknown"
-
 __all__ = ["Detections", "GroundTruth", "__version__", "load_predictor"]
 _LAZY = {"load_predictor": ("marauder.infer.predictor", "load_predictor"),
          "Detections": ("marauder.types", "Detections"), "GroundTruth": ("marauder.types", "GroundTruth")}
 
 
 def __getattr__(name: str):
+    if name == "__version__":  # importlib.metadata costs every CLI start ~70 ms: read it when asked
+        from importlib import metadata
+
+        try:
+            return metadata.version("marauder")
+        except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+            return "0+unknown"
     if name in _LAZY:
         import importlib
 

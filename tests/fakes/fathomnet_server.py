@@ -239,6 +239,9 @@ def _node(name: str, with_children: bool = False) -> dict:
 def _handler(server: FakeFathomNet):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # As production servers do (nginx's tcp_nodelay is on by default): with Nagle on, the tail of
+        # each body waits for the client's delayed ACK (~40 ms) on a reused keep-alive connection.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args):  # quiet
             pass

@@ -63,3 +63,42 @@ def test_listing_skips_records_whose_uuid_is_not_a_plain_file_name():
 
     items = _list_concept(Client(), "Pterois", DownloadOptions(["Pterois"], ["lionfish"], {}, page_size=100))
     assert [i.uuid for i in items] == ["0b1f3c2e-1111-4a4a-9c9c-123456789abc"]
+
+
+def _jpeg(w: int = 64, h: int = 48) -> bytes:
+    import cv2
+    import numpy as np
+
+    ok, buf = cv2.imencode(".jpg", np.full((h, w, 3), 90, np.uint8))
+    return buf.tobytes()
+
+
+def _png(w: int = 20, h: int = 10) -> bytes:
+    import cv2
+    import numpy as np
+
+    ok, buf = cv2.imencode(".png", np.zeros((h, w), np.uint8))
+    return buf.tobytes()
+
+
+@pytest.mark.parametrize(("name", "make", "size"), [
+    ("jpeg", _jpeg, (64, 48)),
+    ("png", _png, (20, 10)),
+    ("html error page served as the image", lambda: b"<html><body>502 Bad Gateway</body></html>", None),
+    ("random bytes", lambda: bytes(range(256)) * 8, None),
+    ("empty body", lambda: b"", None),
+    ("jpeg header, no scan data", lambda: _jpeg()[:200], None),
+])
+def test_an_image_is_checked_the_same_from_memory_and_from_its_file(tmp_path, name, make, size):
+    """Small bodies are checked from memory, large ones from the file they were streamed to."""
+    from marauder.data.fathomnet.downloader import BadImage, _image_ok
+
+    data = make()
+    path = tmp_path / "x.img"
+    path.write_bytes(data)
+    for source in (data, path):
+        if size is None:
+            with pytest.raises(BadImage):
+                _image_ok(source)
+        else:
+            assert _image_ok(source) == size

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import re
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from .store import FathomNetStore, compact
 
 log = get_logger("download")
 _CHUNK = 1 << 16
+_IN_MEMORY = 16 << 20  # a body up to this size is validated from memory, not read back from disk
 _SAFE_UUID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
@@ -119,27 +121,45 @@ def _concept_to_class(asked: list[AskedConcept]) -> dict[str, int]:
 
 
 # -- one image ------------------------------------------------------------------------------
-def _image_ok(path: Path) -> tuple[int, int]:
-    """(width, height) of a decodable image; BadImage otherwise. Decoding at 1/8 scale still walks
-    the whole entropy-coded stream (truncation and corruption show), at a fraction of the cost."""
+def _import_for_fetching() -> None:
+    """Import what each fetched image needs (decoders, numpy, the label writer) while concepts are
+    resolved and listed: those steps wait on the network, and the first fetches would otherwise
+    queue on the import lock (~0.25 s)."""
+    import cv2  # noqa: F401
+    from PIL import Image
+
+    from ...formats import yolo  # noqa: F401
+
+    Image.preinit()
+
+
+def _image_ok(image: Path | bytes) -> tuple[int, int]:
+    """(width, height) of a decodable image (a file, or its bytes); BadImage otherwise. Decoding at 1/8
+    scale still walks the whole entropy-coded stream (truncation and corruption show), at a fraction
+    of the cost."""
+    import io
+
     import cv2
     import numpy as np
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as im:
             size = im.size
     except Exception as exc:
         raise BadImage(f"does not decode as an image ({type(exc).__name__})") from None
-    data = np.fromfile(path, dtype=np.uint8)
+    data = np.frombuffer(image, dtype=np.uint8) if isinstance(image, bytes) else np.fromfile(image, dtype=np.uint8)
     if cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
         raise BadImage("image does not decode")
     return size
 
 
-def _fetch_once(session, url: str, tmp: Path, expected_sha: str | None, timeout: float) -> None:
+def _fetch_once(session, url: str, tmp: Path, expected_sha: str | None, timeout: float) -> bytes | None:
+    """Stream one image into `tmp`, checking its length and checksum. Returns the bytes when they are
+    few enough to validate from memory (_IN_MEMORY), else None: the caller reads the file back."""
     h = hashlib.sha256()
     received = 0
+    kept: list[bytes] | None = []
     with session.get(url, stream=True, timeout=timeout) as resp:
         length = resp.headers.get("Content-Length")
         with open(tmp, "wb") as fh:
@@ -147,10 +167,15 @@ def _fetch_once(session, url: str, tmp: Path, expected_sha: str | None, timeout:
                 fh.write(chunk)
                 h.update(chunk)
                 received += len(chunk)
+                if kept is not None and received <= _IN_MEMORY:
+                    kept.append(chunk)
+                else:
+                    kept = None
     if length is not None and received != int(length):
         raise TransientError(f"truncated body: {received} of {length} bytes")
     if expected_sha and h.hexdigest() != expected_sha.lower():
         raise TransientError("sha256 mismatch")
+    return b"".join(kept) if kept is not None else None
 
 
 def _download_image(store: FathomNetStore, session, item: _Item, opts: DownloadOptions) -> tuple[str, dict]:
@@ -170,8 +195,8 @@ def _download_image(store: FathomNetStore, session, item: _Item, opts: DownloadO
             return "present", entry
     tmp = store.temp_path(name)
     try:
-        opts.policy.call(lambda: _fetch_once(session, item.url, tmp, item.sha256, opts.timeout))
-        entry["width"], entry["height"] = _image_ok(tmp)
+        body = opts.policy.call(lambda: _fetch_once(session, item.url, tmp, item.sha256, opts.timeout))
+        entry["width"], entry["height"] = _image_ok(tmp if body is None else body)
         if not entry["sha256"]:
             entry["sha256"] = sha256_file(tmp)
         os.replace(tmp, final)
@@ -208,6 +233,7 @@ def _unavailable(exc: BaseException, what: str, policy: RetryPolicy) -> FathomNe
 def run_download(opts: DownloadOptions, images_dir: Path, labels_dir: Path, metadata_path: Path) -> DownloadResult:
     import requests
 
+    threading.Thread(target=_import_for_fetching, name="imports", daemon=True).start()
     store = FathomNetStore(images_dir, labels_dir, metadata_path)
     store.prepare()  # fails before any network traffic when the output is not writable
     client = FathomNetClient.configure(opts.policy, opts.timeout, opts.concurrency)
@@ -274,21 +300,22 @@ def run_download(opts: DownloadOptions, images_dir: Path, labels_dir: Path, meta
 
         def completions():
             # Keep a bounded number in flight so memory stays flat however many images there are.
-            pending: dict[Future, str] = {}
-            queue = list(todo)
-            queue.reverse()  # pop() from the end keeps the listing order
-            budget = opts.concurrency * 4
-            while pending or queue:
-                while queue and len(pending) < budget:
-                    uuid = queue.pop()
-                    item = todo.pop(uuid)
-                    pending[pool.submit(_fetch_and_record, store, session, item, opts, mapping, classes)] = uuid
-                if not pending:
-                    break
-                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for fut in done:
-                    finished(fut, pending.pop(fut))
-                    yield fut
+            # Finished futures arrive on a queue: waiting on all pending ones for each image costs
+            # the main thread O(in flight) lock work per image, GIL time the workers need.
+            done: queue.SimpleQueue = queue.SimpleQueue()
+            waiting = list(todo)
+            waiting.reverse()  # pop() from the end keeps the listing order
+            budget, in_flight = opts.concurrency * 4, 0
+            while in_flight or waiting:
+                while waiting and in_flight < budget:
+                    uuid = waiting.pop()
+                    fut = pool.submit(_fetch_and_record, store, session, todo.pop(uuid), opts, mapping, classes)
+                    fut.add_done_callback(lambda f, u=uuid: done.put((f, u)))
+                    in_flight += 1
+                fut, uuid = done.get()
+                in_flight -= 1
+                finished(fut, uuid)
+                yield fut
 
         t0 = time.monotonic()
         try:

@@ -5,10 +5,6 @@ from __future__ import annotations
 import posixpath
 from urllib.parse import urlparse
 
-import numpy as np
-
-from ...formats.yolo import format_labels
-
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
@@ -72,4 +68,6 @@ def label_text(entry: dict) -> str:
         if x1 <= x0 or y1 <= y0:
             continue
         rows.append([b["class_index"], (x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h])
-    return format_labels(np.asarray(rows, dtype=np.float64).reshape(-1, 5))
+    from ...formats.yolo import format_labels  # numpy: imported off the download's start-up path
+
+    return format_labels(rows)
