@@ -56,7 +56,7 @@ EXTRAS = {
                     "serve"),
     **dict.fromkeys(("tensorboard", "wandb"), "track"),
     **dict.fromkeys(("boto3", "botocore", "s3transfer"), "cloud"),
-    **dict.fromkeys(("fathomnet", "requests"), "fathomnet"),
+    **dict.fromkeys(("fathomnet", "requests", "urllib3", "certifi"), "fathomnet"),
 }
 
 

@@ -281,6 +281,8 @@ def _handler(server: FakeFathomNet):
                     time.sleep(rule["seconds"])
                 if rule["kind"] == "truncate":
                     truncate = True
+                if rule["kind"] == "redirect" and "redirected" not in query:  # as a CDN does: elsewhere, once
+                    return self._send(302, b"", headers={"Location": f"{path}?redirected=1"})
             return self._route(unquote(path), query, body, truncate)
 
         do_GET = do_POST = _handle

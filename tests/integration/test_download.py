@@ -143,6 +143,32 @@ def test_faults_are_retried_and_one_bad_image_does_not_stop_the_run(server, cata
     assert statuses.count(500) == 2 and statuses.count(429) == 3 and statuses.count(503) == 3
 
 
+@pytest.mark.parametrize(("no_proxy", "proxied"), [("", True), ("127.0.0.1", False)])
+def test_proxy_from_the_environment_and_redirects_are_followed(server, tmp_path, monkeypatch, no_proxy, proxied):
+    """Behind an institution's proxy: HTTP_PROXY carries the API calls and the image fetches, NO_PROXY
+    exempts a host; every image answers with a redirect first (as a CDN may)."""
+    from fakes.http_proxy import ForwardingProxy
+
+    server.faults.add("redirect", r"^/static/images/", times=None)
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with ForwardingProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        if no_proxy:
+            monkeypatch.setenv("NO_PROXY", no_proxy)
+        ws = _workspace(tmp_path)
+        assert _download(ws, "--limit", "500") == 0
+    _check_consistent(ws, N_IMAGES)
+    statuses = [s for _, p, s in server.log if p.startswith("/static/images/")]
+    assert statuses.count(302) == N_IMAGES and statuses.count(200) == N_IMAGES
+    images_seen = [u for u in proxy.seen if "/static/images/" in u]
+    api_seen = [u for u in proxy.seen if "/api/" in u]
+    if proxied:
+        assert len(images_seen) == 2 * N_IMAGES and api_seen
+    else:
+        assert proxy.seen == []
+
+
 def test_unknown_concept_lists_close_names(server, tmp_path, capsys):
     ws = _workspace(tmp_path)
     assert _download(ws, "--concepts", "Pterois volitanz") == 2

@@ -8,6 +8,7 @@ from email.utils import formatdate
 
 import pytest
 import requests
+import urllib3
 
 from marauder.data.fathomnet.retry import HttpStatusError, RetryPolicy, TransientError, parse_retry_after
 
@@ -29,6 +30,11 @@ def test_parse_retry_after_http_date():
     (HttpStatusError("u", 404), False), (HttpStatusError("u", 400), False), (requests.ConnectionError(), True),
     (requests.ReadTimeout(), True), (requests.exceptions.ChunkedEncodingError(), True),
     (TransientError("sha256 mismatch"), True), (ValueError("bug"), False),
+    # the image fetches go through urllib3 directly
+    (urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead"), True),
+    (urllib3.exceptions.ReadTimeoutError(None, "u", "Read timed out."), True),
+    (urllib3.exceptions.NewConnectionError(None, "Connection refused"), True),
+    (urllib3.exceptions.LocationParseError("http://[bad"), False), (HttpStatusError("u", 302), False),
 ])
 def test_what_is_retried(exc, retried):
     calls, sleeps = [], []

@@ -16,7 +16,7 @@ from pathlib import Path
 from ...errors import MarauderError
 from ...fsio import sha256_file
 from ...log import get_logger
-from .client import FathomNetClient, make_session
+from .client import FathomNetClient, ImageHost
 from .concepts import AskedConcept, resolve
 from .records import image_entry, image_file_name
 from .report import ConceptSummary, print_summary, progress_bar
@@ -25,7 +25,7 @@ from .store import FathomNetStore, compact
 
 log = get_logger("download")
 _CHUNK = 1 << 16
-_IN_MEMORY = 16 << 20  # a body up to this size is validated from memory, not read back from disk
+_IN_MEMORY = 4 << 20  # a body up to this size is checked from memory, not read back from disk
 _SAFE_UUID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
@@ -154,16 +154,16 @@ def _image_ok(image: Path | bytes) -> tuple[int, int]:
     return size
 
 
-def _fetch_once(session, url: str, tmp: Path, expected_sha: str | None, timeout: float) -> bytes | None:
+def _fetch_once(host: ImageHost, url: str, tmp: Path, expected_sha: str | None) -> bytes | None:
     """Stream one image into `tmp`, checking its length and checksum. Returns the bytes when they are
     few enough to validate from memory (_IN_MEMORY), else None: the caller reads the file back."""
     h = hashlib.sha256()
     received = 0
     kept: list[bytes] | None = []
-    with session.get(url, stream=True, timeout=timeout) as resp:
+    with host.get(url) as resp:
         length = resp.headers.get("Content-Length")
         with open(tmp, "wb") as fh:
-            for chunk in resp.iter_content(_CHUNK):
+            for chunk in resp.stream(_CHUNK):
                 fh.write(chunk)
                 h.update(chunk)
                 received += len(chunk)
@@ -178,7 +178,7 @@ def _fetch_once(session, url: str, tmp: Path, expected_sha: str | None, timeout:
     return b"".join(kept) if kept is not None else None
 
 
-def _download_image(store: FathomNetStore, session, item: _Item, opts: DownloadOptions) -> tuple[str, dict]:
+def _download_image(store: FathomNetStore, host: ImageHost, item: _Item, opts: DownloadOptions) -> tuple[str, dict]:
     """Returns ("present" | "downloaded", entry). Raises on a permanent failure."""
     entry = json.loads(item.entry)
     name = entry["file"]
@@ -195,7 +195,7 @@ def _download_image(store: FathomNetStore, session, item: _Item, opts: DownloadO
             return "present", entry
     tmp = store.temp_path(name)
     try:
-        body = opts.policy.call(lambda: _fetch_once(session, item.url, tmp, item.sha256, opts.timeout))
+        body = opts.policy.call(lambda: _fetch_once(host, item.url, tmp, item.sha256))
         entry["width"], entry["height"] = _image_ok(tmp if body is None else body)
         if not entry["sha256"]:
             entry["sha256"] = sha256_file(tmp)
@@ -206,9 +206,9 @@ def _download_image(store: FathomNetStore, session, item: _Item, opts: DownloadO
     return "downloaded", entry
 
 
-def _fetch_and_record(store: FathomNetStore, session, item: _Item, opts: DownloadOptions, mapping: dict[str, int],
-                      classes: list[str]) -> tuple[str, dict]:
-    status, entry = _download_image(store, session, item, opts)
+def _fetch_and_record(store: FathomNetStore, host: ImageHost, item: _Item, opts: DownloadOptions,
+                      mapping: dict[str, int], classes: list[str]) -> tuple[str, dict]:
+    status, entry = _download_image(store, host, item, opts)
     store.add(entry, mapping, classes)
     return status, entry
 
@@ -256,7 +256,7 @@ def run_download(opts: DownloadOptions, images_dir: Path, labels_dir: Path, meta
     summaries = [ConceptSummary(a.asked, a.class_name, len(a.concepts)) for a in asked]
     failures: dict[str, str] = {}
     counts = {"downloaded": 0, "present": 0}
-    session = make_session(opts.timeout, opts.concurrency)
+    host = ImageHost(opts.timeout, opts.concurrency)
     with ThreadPoolExecutor(max_workers=opts.concurrency, thread_name_prefix="fathomnet") as pool:
         t0 = time.monotonic()
         concepts = list(dict.fromkeys(c for a in asked for c in a.concepts))
@@ -309,7 +309,7 @@ def run_download(opts: DownloadOptions, images_dir: Path, labels_dir: Path, meta
             while in_flight or waiting:
                 while waiting and in_flight < budget:
                     uuid = waiting.pop()
-                    fut = pool.submit(_fetch_and_record, store, session, todo.pop(uuid), opts, mapping, classes)
+                    fut = pool.submit(_fetch_and_record, store, host, todo.pop(uuid), opts, mapping, classes)
                     fut.add_done_callback(lambda f, u=uuid: done.put((f, u)))
                     in_flight += 1
                 fut, uuid = done.get()

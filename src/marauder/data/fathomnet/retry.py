@@ -1,6 +1,6 @@
 """One retry policy for every network call: exponential backoff with full jitter, Retry-After honoured.
 
-Retried: HTTP 429 and 5xx, connection errors, timeouts and truncated bodies. Anything else (404, a
+Retried: HTTP 408, 429 and 5xx, connection errors, timeouts and truncated bodies. Anything else (404, a
 bad request) fails at once: retrying cannot fix it.
 """
 
@@ -48,11 +48,17 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def is_retryable(exc: BaseException) -> bool:
     import requests
+    from urllib3.exceptions import HTTPError as Urllib3Error
+    from urllib3.exceptions import LocationValueError
 
     if isinstance(exc, HttpStatusError):
         return exc.status in RETRY_STATUSES or 500 <= exc.status < 600
+    if isinstance(exc, LocationValueError):  # a malformed URL: no retry fixes it
+        return False
+    # requests' errors for the API calls; urllib3's (connection, timeout, cut body) for the images
     return isinstance(exc, TransientError | requests.ConnectionError | requests.Timeout
-                      | requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError)
+                      | requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError
+                      | Urllib3Error)
 
 
 @dataclass(frozen=True)
