@@ -2,8 +2,8 @@
 
 Both run as real processes against the same fake FathomNet server (tests/fakes) on loopback with
 50 ms of latency added to every request (and, like production servers, no Nagle delay on its
-sockets), for the same concepts (Pterois, Strongylocentrotus
-purpuratus, Haliotis, with descendants) over a catalogue of 500 real JPEGs. Images/s is counted
+sockets), for the same concepts (Pterois, Strongylocentrotus purpuratus, Haliotis, with
+descendants) over a catalogue of 500 real JPEGs. Images/s is counted
 over each command's whole wall time (start-up included); each is run `--repeat` times and the
 fastest run counts, since the shared host's load varies. Peak memory (max RSS) of `marauder
 download` is measured at 100, 500 and 1000 images to show it does not grow with the number of images.

@@ -116,11 +116,7 @@ def test_exact_and_filters(server, tmp_path):
     assert meta["images"] and all(e["depth_m"] <= 200 and e["timestamp"] >= "2019-01-02" for e in meta["images"])
 
 
-@pytest.mark.parametrize("checked_from", ["memory", "file"])
-def test_faults_are_retried_and_one_bad_image_does_not_stop_the_run(server, catalog, tmp_path, monkeypatch,
-                                                                     checked_from):
-    if checked_from == "file":  # a body over the in-memory limit is checked from the file it was streamed to
-        monkeypatch.setattr("marauder.data.fathomnet.downloader._IN_MEMORY", 0)
+def test_faults_are_retried_and_one_bad_image_does_not_stop_the_run(server, catalog, tmp_path):
     ws = _workspace(tmp_path)
     wrong, broken, slow, cut, limited = (c.uuid for c in catalog[:5])
     server.faults.add("status", r"^/api/images/query", times=2, status=500)

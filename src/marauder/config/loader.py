@@ -76,21 +76,11 @@ def _lines_of(root) -> dict[KeyPath, int]:
     return lines
 
 
-def key_lines(text: str) -> dict[KeyPath, int]:
-    """Map every mapping key path in a YAML document to its 1-based line number.
-
-    Refuses (ConfigError) documents that expand past MAX_NODES or nest deeper than MAX_DEPTH, before
-    anything walks or builds them."""
-    loader = _LOADER(text)
-    try:
-        return _lines_of(_checked_root(loader))
-    finally:
-        loader.dispose()
-
-
 def read_yaml(text: str) -> tuple[Any, dict[KeyPath, int]]:
-    """(the document's value, the line of every key path), parsed once, with key_lines' refusals
-    checked on the node tree before any value is built."""
+    """(the document's value, the 1-based line of every mapping key path), parsed once.
+
+    Refuses (ConfigError) documents that expand past MAX_NODES or nest deeper than MAX_DEPTH, on the
+    node tree, before any value is built."""
     loader = _LOADER(text)
     try:
         root = _checked_root(loader)
@@ -98,6 +88,11 @@ def read_yaml(text: str) -> tuple[Any, dict[KeyPath, int]]:
         return (loader.construct_document(root) if root is not None else None), lines
     finally:
         loader.dispose()
+
+
+def key_lines(text: str) -> dict[KeyPath, int]:
+    """The line of every mapping key path (read_yaml's refusals apply)."""
+    return read_yaml(text)[1]
 
 
 def _model_at(path: KeyPath, root: type[BaseModel] = MarauderConfig) -> type[BaseModel] | None:

@@ -68,7 +68,7 @@ def _ca_bundle() -> str:
 
 class ImageHost:
     """Image downloads straight through urllib3 (requests' per-request work, settings merge, cookie jar
-    and hooks, is half the CPU of fetching one image, and a download runs CPU-bound at ~250 images/s).
+    and hooks, is half the CPU of fetching one image, and a fast download is CPU-bound).
     It honours what requests honours: HTTP(S)_PROXY and NO_PROXY, REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE;
     redirects are followed; a status >= 400 is an HttpStatusError, as for the API calls."""
 

@@ -25,7 +25,6 @@ from .store import FathomNetStore, compact
 
 log = get_logger("download")
 _CHUNK = 1 << 16
-_IN_MEMORY = 4 << 20  # a body up to this size is checked from memory, not read back from disk
 _SAFE_UUID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
@@ -133,10 +132,9 @@ def _import_for_fetching() -> None:
     Image.preinit()
 
 
-def _image_ok(image: Path | bytes) -> tuple[int, int]:
-    """(width, height) of a decodable image (a file, or its bytes); BadImage otherwise. Decoding at 1/8
-    scale still walks the whole entropy-coded stream (truncation and corruption show), at a fraction
-    of the cost."""
+def _image_ok(data: bytes | bytearray) -> tuple[int, int]:
+    """(width, height) of a decodable image; BadImage otherwise. Decoding at 1/8 scale still walks
+    the whole entropy-coded stream (truncation and corruption show), at a fraction of the cost."""
     import io
 
     import cv2
@@ -144,38 +142,32 @@ def _image_ok(image: Path | bytes) -> tuple[int, int]:
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as im:
+        with Image.open(io.BytesIO(data)) as im:
             size = im.size
     except Exception as exc:
         raise BadImage(f"does not decode as an image ({type(exc).__name__})") from None
-    data = np.frombuffer(image, dtype=np.uint8) if isinstance(image, bytes) else np.fromfile(image, dtype=np.uint8)
-    if cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
+    if cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
         raise BadImage("image does not decode")
     return size
 
 
-def _fetch_once(host: ImageHost, url: str, tmp: Path, expected_sha: str | None) -> bytes | None:
-    """Stream one image into `tmp`, checking its length and checksum. Returns the bytes when they are
-    few enough to validate from memory (_IN_MEMORY), else None: the caller reads the file back."""
+def _fetch_once(host: ImageHost, url: str, tmp: Path, expected_sha: str | None) -> tuple[bytearray, str]:
+    """Stream one image into `tmp`, checking its length and checksum; returns its bytes (the decode
+    check needs them whole anyway: one image per download thread) and their sha256."""
     h = hashlib.sha256()
-    received = 0
-    kept: list[bytes] | None = []
+    body = bytearray()
     with host.get(url) as resp:
         length = resp.headers.get("Content-Length")
         with open(tmp, "wb") as fh:
             for chunk in resp.stream(_CHUNK):
                 fh.write(chunk)
                 h.update(chunk)
-                received += len(chunk)
-                if kept is not None and received <= _IN_MEMORY:
-                    kept.append(chunk)
-                else:
-                    kept = None
-    if length is not None and received != int(length):
-        raise TransientError(f"truncated body: {received} of {length} bytes")
+                body += chunk
+    if length is not None and len(body) != int(length):
+        raise TransientError(f"truncated body: {len(body)} of {length} bytes")
     if expected_sha and h.hexdigest() != expected_sha.lower():
         raise TransientError("sha256 mismatch")
-    return b"".join(kept) if kept is not None else None
+    return body, h.hexdigest()
 
 
 def _download_image(store: FathomNetStore, host: ImageHost, item: _Item, opts: DownloadOptions) -> tuple[str, dict]:
@@ -189,16 +181,15 @@ def _download_image(store: FathomNetStore, host: ImageHost, item: _Item, opts: D
         if expected and sha256_file(final) == expected:
             entry["sha256"] = expected
             if known is None or not known.get("width"):
-                entry["width"], entry["height"] = _image_ok(final)
+                entry["width"], entry["height"] = _image_ok(final.read_bytes())
             else:
                 entry["width"], entry["height"] = known["width"], known["height"]
             return "present", entry
     tmp = store.temp_path(name)
     try:
-        body = opts.policy.call(lambda: _fetch_once(host, item.url, tmp, item.sha256))
-        entry["width"], entry["height"] = _image_ok(tmp if body is None else body)
-        if not entry["sha256"]:
-            entry["sha256"] = sha256_file(tmp)
+        body, digest = opts.policy.call(lambda: _fetch_once(host, item.url, tmp, item.sha256))
+        entry["width"], entry["height"] = _image_ok(body)
+        entry["sha256"] = entry["sha256"] or digest
         os.replace(tmp, final)
     finally:
         if tmp.exists():
