@@ -27,7 +27,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests"))
 
-from common import SHARED_DATA, row, write_result  # noqa: E402
+from common import SHARED_DATA, precompile_sources, row, write_result  # noqa: E402
 from fakes.fathomnet_server import FakeFathomNet, build_catalog, jpeg_sources  # noqa: E402
 
 ROOTS = ["Pterois", "Strongylocentrotus purpuratus", "Haliotis"]
@@ -73,6 +73,7 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the fastest counts (noisy host)")
     args = ap.parse_args()
+    precompile_sources()
     paths = jpeg_sources(SHARED_DATA if SHARED_DATA.is_dir() else None, None, args.images)
     if len(paths) < args.images:
         from marauder.data.sample import generate_sample

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -69,21 +70,47 @@ def clean_leftovers(root: str | Path) -> int:
     return found
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+_temp_numbers = itertools.count()
+
+
+def create_temp_sibling(path: str | Path) -> tuple[int, str]:
+    """A new file `.<name>.<pid>-<n>.tmp` beside `path`, open for writing, with the mode a plain open()
+    gives: one syscall where mkstemp + fchmod take three (a download writes two files per image)."""
+    path = os.fspath(path)
+    head, name = os.path.split(path)
+    while True:
+        tmp = os.path.join(head, f".{name}.{os.getpid()}-{next(_temp_numbers)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
+        except FileExistsError:  # left by an earlier process with the same pid
+            continue
+
+
+def replace_file(path: str | Path, data: bytes | bytearray, *, durable: bool = True) -> None:
+    """Write `data` to a temp sibling and rename it over `path`: readers see the old file or the new one.
+    `durable` also forces it to disk first; without it a crash of the machine (not of the process) may
+    lose the file, which suits many small files that a rerun recreates."""
+    fd, tmp = create_temp_sibling(path)
     try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            view = memoryview(data)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view):]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         rename(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_file(path, data)
     return path
 
 

@@ -9,17 +9,9 @@ from typing import TypeVar
 
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-console = Console(stderr=True)
+# emoji off: a name such as ":fish:" in a concept or file name is printed as written
+console = Console(stderr=True, emoji=False)
 T = TypeVar("T")
 _FILE_HANDLER_ATTR = "_marauder_stage_file"
 
@@ -50,15 +42,35 @@ def setup_logging(log_file: str | Path | None = None, level: str = "INFO") -> lo
     return root
 
 
-def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    """Iterate with a progress bar (rate and ETA) on the console; silent when not a terminal."""
+def progress(items: Iterable[T], description: str, total: int | None = None,
+             rate_unit: str | None = None) -> Iterator[T]:
+    """Iterate with a progress bar (count, rate in `rate_unit`/s when given, elapsed, ETA) on the
+    console; off a terminal the items pass straight through, with no per-item cost."""
+    if not console.is_terminal:
+        yield from items
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed or 0:.1f} {rate_unit}/s")
+
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
-    columns = [
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-    ]
-    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               Rate() if rate_unit else TaskProgressColumn(), TimeElapsedColumn(), TextColumn("eta"),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(description, total=total)
         for item in items:
             yield item

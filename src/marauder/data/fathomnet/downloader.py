@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import queue
 import re
 import threading
@@ -15,13 +14,13 @@ from pathlib import Path
 
 from ...errors import MarauderError
 from ...fsio import sha256_file
-from ...log import get_logger
+from ...log import get_logger, progress
 from .client import FathomNetClient, ImageHost
 from .concepts import AskedConcept, resolve
 from .records import image_entry, image_file_name
-from .report import ConceptSummary, print_summary, progress_bar
+from .report import ConceptSummary, print_summary
 from .retry import HttpStatusError, RetryPolicy, TransientError
-from .store import FathomNetStore, compact
+from .store import FathomNetStore, compact, write_replace
 
 log = get_logger("download")
 _CHUNK = 1 << 16
@@ -151,18 +150,17 @@ def _image_ok(data: bytes | bytearray) -> tuple[int, int]:
     return size
 
 
-def _fetch_once(host: ImageHost, url: str, tmp: Path, expected_sha: str | None) -> tuple[bytearray, str]:
-    """Stream one image into `tmp`, checking its length and checksum; returns its bytes (the decode
-    check needs them whole anyway: one image per download thread) and their sha256."""
+def _fetch_once(host: ImageHost, url: str, expected_sha: str | None) -> tuple[bytearray, str]:
+    """One image's bytes, checked for length and checksum, and their sha256. They are held in memory
+    (the decode check needs them whole anyway: one image per download thread) and written only once
+    they pass, so a failed or retried fetch never touches the disk."""
     h = hashlib.sha256()
     body = bytearray()
     with host.get(url) as resp:
         length = resp.headers.get("Content-Length")
-        with open(tmp, "wb") as fh:
-            for chunk in resp.stream(_CHUNK):
-                fh.write(chunk)
-                h.update(chunk)
-                body += chunk
+        for chunk in resp.stream(_CHUNK):
+            h.update(chunk)
+            body += chunk
     if length is not None and len(body) != int(length):
         raise TransientError(f"truncated body: {len(body)} of {length} bytes")
     if expected_sha and h.hexdigest() != expected_sha.lower():
@@ -185,15 +183,10 @@ def _download_image(store: FathomNetStore, host: ImageHost, item: _Item, opts: D
             else:
                 entry["width"], entry["height"] = known["width"], known["height"]
             return "present", entry
-    tmp = store.temp_path(name)
-    try:
-        body, digest = opts.policy.call(lambda: _fetch_once(host, item.url, tmp, item.sha256))
-        entry["width"], entry["height"] = _image_ok(body)
-        entry["sha256"] = entry["sha256"] or digest
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    body, digest = opts.policy.call(lambda: _fetch_once(host, item.url, item.sha256))
+    entry["width"], entry["height"] = _image_ok(body)
+    entry["sha256"] = entry["sha256"] or digest
+    write_replace(final, body)
     return "downloaded", entry
 
 
@@ -310,7 +303,7 @@ def run_download(opts: DownloadOptions, images_dir: Path, labels_dir: Path, meta
 
         t0 = time.monotonic()
         try:
-            for _ in progress_bar(completions(), total):
+            for _ in progress(completions(), "downloading", total, rate_unit="img"):
                 pass
         except BaseException:  # Ctrl-C and the like: leave metadata.json current (the journal stays)
             store.flush()

@@ -1,4 +1,4 @@
-"""What `marauder download` shows: a progress bar with rate and ETA, and a per-concept table."""
+"""What `marauder download` shows at the end: a per-concept table."""
 
 from __future__ import annotations
 
@@ -21,32 +21,6 @@ class ConceptSummary:
     present: int = 0
     failed: int = 0
     boxes: int = 0
-
-
-def progress_bar(items, total: int):
-    """A progress bar with count, rate (images/s) and ETA; silent when not on a terminal."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    class Rate(ProgressColumn):
-        def render(self, task) -> Text:
-            return Text(f"{task.speed or 0:.1f} img/s")
-
-    columns = [TextColumn("[bold]downloading"), BarColumn(), MofNCompleteColumn(), Rate(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn()]
-    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
-        task = bar.add_task("downloading", total=total)
-        for item in items:
-            yield item
-            bar.advance(task)
 
 
 def print_summary(summaries: list[ConceptSummary], counts: dict, failures: dict) -> None:

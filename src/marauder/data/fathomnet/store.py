@@ -11,17 +11,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 from ...errors import MarauderError
-from ...fsio import FILE_MODE, ensure_writable
+from ...fsio import create_temp_sibling, ensure_writable, is_leftover, replace_file
 from .records import apply_classes, label_text
 
 JOURNAL_NAME = ".metadata.journal.jsonl"
-TMP_SUFFIX = ".part"
 
 
 class OutputNotWritable(MarauderError):
@@ -63,7 +61,7 @@ class FathomNetStore:
     def _remove_stale_temp_files(self) -> None:
         for folder in (self.images, self.labels, self.metadata.parent):
             for p in folder.glob(".*"):
-                if p.is_file() and (p.name.endswith(TMP_SUFFIX) or p.name.endswith(".tmp")):
+                if p.is_file() and is_leftover(p.name):
                     with contextlib.suppress(OSError):
                         p.unlink()
 
@@ -95,12 +93,6 @@ class FathomNetStore:
         return json.loads(line) if line is not None else None
 
     # -- writing ---------------------------------------------------------------------------
-    def temp_path(self, file_name: str) -> Path:
-        fd, tmp = tempfile.mkstemp(dir=self.images, prefix=f".{file_name}.", suffix=TMP_SUFFIX)
-        os.fchmod(fd, FILE_MODE)
-        os.close(fd)
-        return Path(tmp)
-
     def add(self, entry: dict, concept_to_class: dict[str, int], classes: list[str]) -> None:
         """Record a finished image: journal first (survives a kill), then its label file."""
         apply_classes(entry, concept_to_class, classes)
@@ -138,8 +130,7 @@ class FathomNetStore:
             self._flush_lock.release()
 
     def _write_metadata(self, items: list[tuple[str, str]], durable: bool) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.metadata.parent, prefix=f".{self.metadata.name}.", suffix=TMP_SUFFIX)
-        os.fchmod(fd, FILE_MODE)
+        fd, tmp = create_temp_sibling(self.metadata)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write("{\n")
@@ -182,16 +173,7 @@ def label_name(image_file: str) -> str:
     return f"{os.path.splitext(image_file)[0]}.txt"
 
 
-def write_replace(path: Path, text: str) -> None:
-    """Temp file + rename, without fsync: a kill never leaves half a file, and thousands of small
+def write_replace(path: Path, data: str | bytes | bytearray) -> None:
+    """Temp file + rename, without fsync: a kill never leaves half a file, and thousands of images and
     label files are not each forced to disk (metadata.json, written rarely, is)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-    os.fchmod(fd, FILE_MODE)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    replace_file(path, data.encode("utf-8") if isinstance(data, str) else data, durable=False)
