@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-# our in-progress names: ".<name>.<random>.tmp" (a write), ".<name>.old" (a folder being swapped out),
-# ".<name>.<random>.part" (a download): never data, never synced, removed (or restored) at start
+# our in-progress names: ".<name>.<unique>.tmp" (a write), ".<name>.old" (a folder being swapped out),
+# ".<name>.<random>.part" (a `sync pull` download): never data, never synced, removed (or restored) at start
 LEFTOVER_SUFFIXES = (".tmp", ".old", ".part")
 KILL_HOOK_ENV = "MARAUDER_KILL_AFTER_RENAMES"  # tests: SIGKILL this process after its N-th rename
 _renames = 0

@@ -73,6 +73,15 @@ def _jpeg(w: int = 64, h: int = 48) -> bytes:
     return buf.tobytes()
 
 
+def _noisy_jpeg(w: int = 256, h: int = 192) -> bytes:
+    """A JPEG whose scan data is most of the file (noise does not compress)."""
+    import cv2
+    import numpy as np
+
+    ok, buf = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8))
+    return buf.tobytes()
+
+
 def _png(w: int = 20, h: int = 10) -> bytes:
     import cv2
     import numpy as np
@@ -88,6 +97,7 @@ def _png(w: int = 20, h: int = 10) -> bytes:
     ("random bytes", lambda: bytes(range(256)) * 8, None),
     ("empty body", lambda: b"", None),
     ("jpeg header, no scan data", lambda: _jpeg()[:200], None),
+    ("jpeg cut off mid-scan", lambda: _noisy_jpeg()[: len(_noisy_jpeg()) * 6 // 10], None),
 ])
 def test_what_passes_the_image_check(name, make, size):
     from marauder.data.fathomnet.downloader import BadImage, _image_ok

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -58,16 +59,30 @@ def train_detector(
     for event, funcs in (callbacks or {}).items():
         for func in funcs:
             yolo.add_callback(event, func)
-    with engine_logs_to_stage_log():
-        if resume:  # the checkpoint's own arguments win, except where the machine may have changed
-            machine = {k: args[k] for k in ("device", "workers") if k in args}
-            yolo.train(resume=True, **machine, **({"trainer": trainer} if trainer else {}))
-        else:
-            yolo.train(**args, **({"trainer": trainer} if trainer else {}))
+    freeze_long_lived()
+    yolo.add_callback("on_train_start", freeze_long_lived)
+    try:
+        with engine_logs_to_stage_log():
+            if resume:  # the checkpoint's own arguments win, except where the machine may have changed
+                machine = {k: args[k] for k in ("device", "workers") if k in args}
+                yolo.train(resume=True, **machine, **({"trainer": trainer} if trainer else {}))
+            else:
+                yolo.train(**args, **({"trainer": trainer} if trainer else {}))
+    finally:
+        gc.unfreeze()  # a caller that goes on (the pipeline, a test) gets its collector back whole
     run_dir = Path(getattr(yolo.trainer, "save_dir", run_dir))  # a resumed run writes where it first ran
     weights = run_dir / "weights"
     metrics = dict(getattr(yolo.trainer, "metrics", {}) or {})
     return TrainResult(weights / "best.pt", weights / "last.pt", run_dir, metrics)
+
+
+def freeze_long_lived(trainer=None) -> None:
+    """Move every object alive now out of the cyclic collector's reach, until training returns. Called
+    before training and again once the trainer has built its model, data and optimizer: those ~400k
+    objects (torch, Ultralytics, the datasets, our config) outlive the training, and each full
+    collection would rescan them (60-160 ms each on 2 cores; 0.67 s of `yolo train`'s 25 s CPU run,
+    0.35 s of ours with this). Refcounting still frees them; cycles among them wait for the unfreeze."""
+    gc.freeze()
 
 
 def copy_checkpoints(result: TrainResult, dest: str | Path) -> tuple[Path, Path]:
