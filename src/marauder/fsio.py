@@ -107,15 +107,15 @@ def replace_file(path: str | Path, data: bytes | bytearray, *, durable: bool = T
         raise
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> Path:
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    replace_file(path, data, durable=durable)
+    replace_file(path, data)
     return path
 
 
-def atomic_write_text(path: str | Path, text: str, *, durable: bool = True) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | Path, obj) -> Path:

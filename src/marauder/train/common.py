@@ -111,10 +111,8 @@ class Tracker:
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> Path:
-    """Replace a JSON-lines file atomically (used when a full history is re-derived, e.g. after resume).
-    Not forced to disk: it is re-derived at every epoch and at the end, and a kill -9 loses nothing
-    the OS has been handed (an fsync per epoch cost ~40 ms on a VM disk)."""
-    return atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows), durable=False)
+    """Replace a JSON-lines file atomically (used when a full history is re-derived, e.g. after resume)."""
+    return atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 _EPOCH = re.compile(r"epoch(\d+)")
